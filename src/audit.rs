@@ -1,0 +1,39 @@
+//! One audit cycle: collect, then evaluate. The only place the two meet.
+
+use std::time::{Duration, Instant};
+
+use crate::collect::Source;
+use crate::evaluate::{ProjectVerdict, Rules, evaluate_project};
+
+#[derive(Debug, Clone)]
+pub struct AuditOutcome {
+    pub projects: Vec<ProjectVerdict>,
+    pub discovery_error: Option<String>,
+    pub duration: Duration,
+}
+
+impl AuditOutcome {
+    pub fn complete(&self) -> bool {
+        self.discovery_error.is_none() && self.projects.iter().all(|p| p.complete)
+    }
+}
+
+pub async fn run_cycle(
+    source: &Source,
+    rules: &Rules,
+    fallback_projects: &[String],
+    concurrency: usize,
+) -> AuditOutcome {
+    let started = Instant::now();
+    let collected = source.collect(fallback_projects, concurrency).await;
+    let projects = collected
+        .projects
+        .iter()
+        .map(|inventory| evaluate_project(inventory, rules))
+        .collect();
+    AuditOutcome {
+        projects,
+        discovery_error: collected.discovery_error,
+        duration: started.elapsed(),
+    }
+}

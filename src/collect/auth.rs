@@ -1,0 +1,99 @@
+//! Access tokens through gcp_auth, with the timeout gcp_auth lacks.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gcp_auth::{CustomServiceAccount, TokenProvider};
+use tokio::sync::OnceCell;
+
+use super::error::ApiError;
+
+const SCOPES: &[&str] = &["https://www.googleapis.com/auth/cloud-platform"];
+
+/// Where tokens come from: a service-account key file, or Application Default Credentials
+/// (resolved on first use, since that may probe the metadata server).
+pub struct Tokens {
+    key_file: Option<PathBuf>,
+    provider: OnceCell<Arc<dyn TokenProvider>>,
+    timeout: Duration,
+}
+
+impl Tokens {
+    /// Reads and checks the key file now, so a bad one fails at start-up, naming the path.
+    pub fn new(key_file: Option<&Path>, timeout: Duration) -> Result<Tokens, String> {
+        let provider = OnceCell::new();
+        if let Some(path) = key_file {
+            let account = load_key_file(path)?;
+            provider
+                .set(Arc::new(account) as Arc<dyn TokenProvider>)
+                .ok();
+        }
+        Ok(Tokens {
+            key_file: key_file.map(Path::to_owned),
+            provider,
+            timeout,
+        })
+    }
+
+    pub async fn token(&self) -> Result<String, ApiError> {
+        let provider = self
+            .provider
+            .get_or_try_init(|| async {
+                tokio::time::timeout(self.timeout, gcp_auth::provider())
+                    .await
+                    .map_err(|_| {
+                        ApiError::Auth(format!("no credentials found within {:?}", self.timeout))
+                    })?
+                    .map_err(|e| {
+                        ApiError::Auth(format!(
+                            "no Application Default Credentials: {}",
+                            one_line(&e)
+                        ))
+                    })
+            })
+            .await?;
+        let token = tokio::time::timeout(self.timeout, provider.token(SCOPES))
+            .await
+            .map_err(|_| {
+                ApiError::Auth(format!(
+                    "token endpoint did not answer within {:?}",
+                    self.timeout
+                ))
+            })?
+            .map_err(|e| {
+                let source = self
+                    .key_file
+                    .as_ref()
+                    .map(|p| format!(" (key {})", p.display()))
+                    .unwrap_or_default();
+                ApiError::Auth(format!("{}{source}", one_line(&e)))
+            })?;
+        Ok(token.as_str().to_owned())
+    }
+}
+
+/// Loads a service-account key, naming the file in any error.
+pub fn load_key_file(path: &Path) -> Result<CustomServiceAccount, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("credentials file {}: {e}", path.display()))?;
+    CustomServiceAccount::from_json(&text).map_err(|e| {
+        format!(
+            "credentials file {}: not a usable service-account key: {}",
+            path.display(),
+            one_line(&e)
+        )
+    })
+}
+
+/// An error and its causes on one line (gcp_auth nests the interesting part).
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out.replace('\n', " ")
+}

@@ -1,0 +1,364 @@
+//! The one HTTP client every Google API call goes through: auth, bounded concurrency,
+//! timeouts, retries with jittered exponential backoff, size limits, paging, metrics.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use prometheus::IntCounterVec;
+use reqwest::header::RETRY_AFTER;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use tokio::sync::Semaphore;
+
+use super::auth::Tokens;
+use super::error::ApiError;
+use crate::google::Page;
+use crate::google::status::RpcStatus;
+use crate::inventory::Api;
+
+/// Pages of one listing before we call it a loop (1000 items a page: a million resources).
+const MAX_PAGES: usize = 1000;
+/// No page of any list we read comes near this; a larger body is refused, not buffered.
+const MAX_BODY_BYTES: usize = 64 << 20;
+/// A server asking for a longer pause than this gets this: the cycle must end.
+const MAX_SERVER_DELAY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_retries: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// All sleeps of one call together stay under this.
+    pub total_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 5,
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            total_delay: Duration::from_secs(120),
+        }
+    }
+}
+
+pub struct ApiClient {
+    http: reqwest::Client,
+    tokens: Tokens,
+    permits: Semaphore,
+    request_timeout: Duration,
+    retry: RetryPolicy,
+    requests: IntCounterVec,
+}
+
+/// Everything one listing returned, over all its pages.
+#[derive(Debug)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub unreachable: Vec<String>,
+}
+
+impl ApiClient {
+    pub fn new(
+        tokens: Tokens,
+        concurrency: usize,
+        request_timeout: Duration,
+        retry: RetryPolicy,
+        requests: IntCounterVec,
+    ) -> Result<Arc<ApiClient>, String> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("binauthz-auditor/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(request_timeout.min(Duration::from_secs(10)))
+            .timeout(request_timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Arc::new(ApiClient {
+            http,
+            tokens,
+            permits: Semaphore::new(concurrency),
+            request_timeout,
+            retry,
+            requests,
+        }))
+    }
+
+    /// GET `url` and decode it as `T`, retrying what is worth retrying.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        api: Api,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ApiError> {
+        let endpoint = format!("GET {url}");
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.min_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(self.retry.max_retries)
+            .with_total_delay(Some(self.retry.total_delay))
+            .with_jitter();
+        let body = (|| self.attempt(api, url, query, &endpoint))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(ApiError::is_retryable)
+            .adjust(|err, delay| {
+                delay.map(|d| {
+                    err.retry_after()
+                        .map_or(d, |asked| asked.min(MAX_SERVER_DELAY))
+                })
+            })
+            .notify(|err, delay| tracing::debug!(%err, ?delay, "retrying"))
+            .await?;
+        decode(&body, api, &endpoint)
+    }
+
+    /// Every page of a list, following `Page::TOKEN_PARAM` until the server stops sending one.
+    pub async fn list<P: Page>(
+        &self,
+        api: Api,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Listing<P::Item>, ApiError> {
+        let mut listing = Listing {
+            items: Vec::new(),
+            unreachable: Vec::new(),
+        };
+        let mut seen_tokens = HashSet::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut params = query.to_vec();
+            if let Some(t) = &token {
+                params.push((P::TOKEN_PARAM, t));
+            }
+            let page: P = self.get(api, url, &params).await?;
+            listing
+                .unreachable
+                .extend(page.unreachable().iter().cloned());
+            let next = page.next_page_token().map(str::to_owned);
+            listing.items.extend(page.into_items());
+            match next {
+                None => return Ok(listing),
+                Some(t) if !seen_tokens.insert(t.clone()) => {
+                    return Err(ApiError::Pagination {
+                        endpoint: format!("GET {url}"),
+                        message: "the server repeated a page token; stopped to avoid a loop".into(),
+                    });
+                }
+                Some(t) => token = Some(t),
+            }
+        }
+        Err(ApiError::Pagination {
+            endpoint: format!("GET {url}"),
+            message: format!("more than {MAX_PAGES} pages"),
+        })
+    }
+
+    async fn attempt(
+        &self,
+        api: Api,
+        url: &str,
+        query: &[(&str, &str)],
+        endpoint: &str,
+    ) -> Result<Vec<u8>, ApiError> {
+        let result = self.attempt_uncounted(api, url, query, endpoint).await;
+        let code = match &result {
+            Ok(_) => "200".to_owned(),
+            Err(e) => e.metric_code(),
+        };
+        if !matches!(result, Err(ApiError::Auth(_))) {
+            self.requests
+                .with_label_values(&[api.as_str(), &code])
+                .inc();
+        }
+        result
+    }
+
+    async fn attempt_uncounted(
+        &self,
+        api: Api,
+        url: &str,
+        query: &[(&str, &str)],
+        endpoint: &str,
+    ) -> Result<Vec<u8>, ApiError> {
+        let token = match self.tokens.token().await {
+            Ok(t) => {
+                self.requests
+                    .with_label_values(&[Api::Token.as_str(), "200"])
+                    .inc();
+                t
+            }
+            Err(e) => {
+                self.requests
+                    .with_label_values(&[Api::Token.as_str(), "error"])
+                    .inc();
+                return Err(e);
+            }
+        };
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                ApiError::Timeout {
+                    endpoint: endpoint.to_owned(),
+                    after: self.request_timeout,
+                }
+            } else {
+                ApiError::Transport {
+                    endpoint: endpoint.to_owned(),
+                    message: error_chain(&e.without_url()),
+                }
+            }
+        };
+        let mut response = self
+            .http
+            .get(url)
+            .query(query)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        let header_delay = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(ApiError::Decode {
+                    endpoint: endpoint.to_owned(),
+                    message: format!("body larger than {} MiB", MAX_BODY_BYTES >> 20),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(error_from_status(
+            endpoint,
+            api,
+            status.as_u16(),
+            &body,
+            header_delay,
+        ))
+    }
+}
+
+fn error_from_status(
+    endpoint: &str,
+    api: Api,
+    code: u16,
+    body: &[u8],
+    header_delay: Option<Duration>,
+) -> ApiError {
+    match RpcStatus::parse(body) {
+        Some(status) if code == 403 && status.is_service_disabled() => ApiError::ServiceDisabled {
+            endpoint: endpoint.to_owned(),
+            api,
+        },
+        Some(status) => ApiError::Status {
+            endpoint: endpoint.to_owned(),
+            code,
+            retry_after: header_delay.or(status.retry_delay()),
+            status: status.status.clone(),
+            message: shorten(&status.message),
+        },
+        None => ApiError::Status {
+            endpoint: endpoint.to_owned(),
+            code,
+            status: String::new(),
+            message: format!(
+                "non-JSON error body: {}",
+                shorten(&String::from_utf8_lossy(body))
+            ),
+            retry_after: header_delay,
+        },
+    }
+}
+
+/// Decodes a 2xx body. A 200 that carries `{"error": ...}` is an error, not an empty list.
+fn decode<T: DeserializeOwned>(body: &[u8], api: Api, endpoint: &str) -> Result<T, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        error: Option<IgnoredAny>,
+    }
+    if let Ok(Probe { error: Some(_) }) = serde_json::from_slice::<Probe>(body) {
+        return Err(error_from_status(endpoint, api, 200, body, None));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::Decode {
+        endpoint: endpoint.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn shorten(s: &str) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(300) {
+        Some((i, _)) => format!("{}...", &flat[..i]),
+        None => flat,
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s = s.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        source = source.and_then(|x| x.source());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_200_with_an_error_body_is_an_error() {
+        let body = br#"{"error":{"code":500,"message":"backend","status":"INTERNAL"}}"#;
+        let err = decode::<serde_json::Value>(body, Api::Run, "GET x").unwrap_err();
+        assert!(matches!(err, ApiError::Status { code: 200, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn wrong_types_are_decode_errors_naming_the_endpoint() {
+        let err = decode::<crate::google::run_v2::ListServicesResponse>(
+            br#"{"services":"none"}"#,
+            Api::Run,
+            "GET u",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("GET u: unreadable response: invalid type"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn html_error_pages_are_summarised_on_one_line() {
+        let err = error_from_status(
+            "GET u",
+            Api::Run,
+            502,
+            b"<html>\n<body>Bad\n gateway</body></html>",
+            None,
+        );
+        assert_eq!(
+            err.to_string(),
+            "GET u: HTTP 502: non-JSON error body: <html> <body>Bad gateway</body></html>"
+        );
+        assert!(err.is_retryable());
+    }
+}

@@ -1,0 +1,534 @@
+//! The TOML configuration: parsed strictly (unknown keys are errors) and validated before
+//! anything binds or calls out. Every error is one line naming file:line:column and the key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use crate::evaluate::Rules;
+use crate::inventory::Kind;
+use crate::schedule::Schedule;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub scope: Scope,
+    pub schedule: Schedule,
+    pub run_on_start: bool,
+    pub gcp: Gcp,
+    pub rules: Rules,
+    pub server: Server,
+    pub source: Source,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub projects: Vec<String>,
+    pub project_query: Option<String>,
+    /// Empty: ask Cloud Run which locations each project has.
+    pub regions: Vec<String>,
+    pub kinds: Vec<Kind>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Gcp {
+    pub credentials_file: Option<PathBuf>,
+    pub concurrency: usize,
+    pub request_timeout: Duration,
+    pub token_timeout: Duration,
+    pub max_retries: usize,
+    pub endpoints: Endpoints,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub run: String,
+    pub functions: String,
+    pub binaryauthorization: String,
+    pub resourcemanager: String,
+    pub asset: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Gcp,
+    /// A directory of saved API responses, one sub-directory per project.
+    Snapshot {
+        path: PathBuf,
+    },
+}
+
+/// A configuration error, already formatted as one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read config: {e}", path.display())))?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses `text` as if read from `path` (relative paths inside resolve against its folder).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().replace('\n', " ");
+            ConfigError(match e.span() {
+                Some(span) => format!("{}: {message}", position(path, text, span)),
+                None => format!("{}: {message}", path.display()),
+            })
+        })?;
+        let at = |span: Range<usize>, msg: String| {
+            ConfigError(format!("{}: {msg}", position(path, text, span)))
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+
+        let source = match (raw.source.kind.get_ref().as_str(), raw.source.path) {
+            ("gcp", _) => Source::Gcp,
+            ("snapshot", Some(p)) => Source::Snapshot { path: base.join(p) },
+            ("snapshot", None) => {
+                return Err(at(
+                    raw.source.kind.span(),
+                    "source.kind = \"snapshot\" needs source.path".into(),
+                ));
+            }
+            (other, _) => {
+                return Err(at(
+                    raw.source.kind.span(),
+                    format!(
+                        "source.kind: unknown source {other:?}, expected \"gcp\" or \"snapshot\""
+                    ),
+                ));
+            }
+        };
+
+        for p in &raw.scope.projects {
+            validate_identifier(p.get_ref())
+                .map_err(|m| at(p.span(), format!("scope.projects: {m}")))?;
+        }
+        for r in &raw.scope.regions {
+            validate_identifier(r.get_ref())
+                .map_err(|m| at(r.span(), format!("scope.regions: {m}")))?;
+        }
+        if source == Source::Gcp
+            && raw.scope.projects.is_empty()
+            && raw.scope.project_query.is_none()
+        {
+            return Err(ConfigError(format!(
+                "{}: [scope] needs projects = [...] or project_query = \"...\" to audit anything",
+                path.display()
+            )));
+        }
+        let kinds = raw.scope.kinds.unwrap_or_else(|| Kind::ALL.to_vec());
+        if kinds.is_empty() {
+            return Err(ConfigError(format!(
+                "{}: scope.kinds is empty: nothing to audit",
+                path.display()
+            )));
+        }
+
+        let endpoints = Endpoints {
+            run: endpoint(
+                raw.gcp.endpoints.run,
+                "https://run.googleapis.com",
+                "run",
+                &at,
+            )?,
+            functions: endpoint(
+                raw.gcp.endpoints.functions,
+                "https://cloudfunctions.googleapis.com",
+                "functions",
+                &at,
+            )?,
+            binaryauthorization: endpoint(
+                raw.gcp.endpoints.binaryauthorization,
+                "https://binaryauthorization.googleapis.com",
+                "binaryauthorization",
+                &at,
+            )?,
+            resourcemanager: endpoint(
+                raw.gcp.endpoints.resourcemanager,
+                "https://cloudresourcemanager.googleapis.com",
+                "resourcemanager",
+                &at,
+            )?,
+            asset: endpoint(
+                raw.gcp.endpoints.asset,
+                "https://cloudasset.googleapis.com",
+                "asset",
+                &at,
+            )?,
+        };
+
+        let concurrency = raw
+            .gcp
+            .concurrency
+            .unwrap_or_else(|| Spanned::new(0..0, 16));
+        if !(1..=1024).contains(concurrency.get_ref()) {
+            return Err(at(
+                concurrency.span(),
+                "gcp.concurrency must be between 1 and 1024".into(),
+            ));
+        }
+
+        Ok(Config {
+            path: path.to_owned(),
+            scope: Scope {
+                projects: dedup(
+                    raw.scope
+                        .projects
+                        .into_iter()
+                        .map(Spanned::into_inner)
+                        .collect(),
+                ),
+                project_query: raw.scope.project_query.filter(|q| !q.trim().is_empty()),
+                regions: dedup(
+                    raw.scope
+                        .regions
+                        .into_iter()
+                        .map(Spanned::into_inner)
+                        .collect(),
+                ),
+                kinds: dedup(kinds),
+            },
+            schedule: raw.schedule.cron,
+            run_on_start: raw.schedule.run_on_start,
+            gcp: Gcp {
+                credentials_file: raw.gcp.credentials_file.map(|p| base.join(p)),
+                concurrency: *concurrency.get_ref(),
+                request_timeout: raw.gcp.request_timeout.0,
+                token_timeout: raw.gcp.token_timeout.0,
+                max_retries: raw.gcp.max_retries,
+                endpoints,
+            },
+            rules: Rules {
+                accepted_policies: raw.rules.accepted_policies,
+                allow_breakglass: raw.rules.allow_breakglass,
+            },
+            server: Server {
+                listen: raw.server.listen,
+            },
+            source,
+        })
+    }
+}
+
+fn dedup<T: Ord + Clone>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Project IDs and regions end up in URL paths: refuse anything that could escape one.
+fn validate_identifier(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 100
+        && s.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | ':' | '_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a valid identifier (lowercase letters, digits, - . : _)"
+        ))
+    }
+}
+
+fn endpoint(
+    value: Option<Spanned<String>>,
+    default: &str,
+    key: &str,
+    at: &impl Fn(Range<usize>, String) -> ConfigError,
+) -> Result<String, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default.to_owned());
+    };
+    let url = reqwest::Url::parse(value.get_ref()).map_err(|e| {
+        at(
+            value.span(),
+            format!("gcp.endpoints.{key}: {e}: {:?}", value.get_ref()),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(at(
+            value.span(),
+            format!(
+                "gcp.endpoints.{key}: {:?} is not an http(s) URL",
+                value.get_ref()
+            ),
+        ));
+    }
+    Ok(value.get_ref().trim_end_matches('/').to_owned())
+}
+
+fn position(path: &Path, text: &str, span: Range<usize>) -> String {
+    let start = span.start.min(text.len());
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("{}:{line}:{column}", path.display())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    scope: RawScope,
+    schedule: RawSchedule,
+    gcp: RawGcp,
+    rules: RawRules,
+    server: RawServer,
+    source: RawSource,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawScope {
+    projects: Vec<Spanned<String>>,
+    project_query: Option<String>,
+    regions: Vec<Spanned<String>>,
+    kinds: Option<Vec<Kind>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSchedule {
+    #[serde(deserialize_with = "schedule")]
+    cron: Schedule,
+    run_on_start: bool,
+}
+
+impl Default for RawSchedule {
+    fn default() -> Self {
+        RawSchedule {
+            cron: Schedule::parse(DEFAULT_CRON).expect("the default schedule parses"),
+            run_on_start: true,
+        }
+    }
+}
+
+pub const DEFAULT_CRON: &str = "*/15 * * * *";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawGcp {
+    credentials_file: Option<PathBuf>,
+    concurrency: Option<Spanned<usize>>,
+    request_timeout: HumanDuration,
+    token_timeout: HumanDuration,
+    max_retries: usize,
+    endpoints: RawEndpoints,
+}
+
+impl Default for RawGcp {
+    fn default() -> Self {
+        RawGcp {
+            credentials_file: None,
+            concurrency: None,
+            request_timeout: HumanDuration(Duration::from_secs(30)),
+            token_timeout: HumanDuration(Duration::from_secs(30)),
+            max_retries: 5,
+            endpoints: RawEndpoints::default(),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawEndpoints {
+    run: Option<Spanned<String>>,
+    functions: Option<Spanned<String>>,
+    binaryauthorization: Option<Spanned<String>>,
+    resourcemanager: Option<Spanned<String>>,
+    asset: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawRules {
+    accepted_policies: Vec<String>,
+    allow_breakglass: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    listen: SocketAddr,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSource {
+    kind: Spanned<String>,
+    path: Option<PathBuf>,
+}
+
+impl Default for RawSource {
+    fn default() -> Self {
+        RawSource {
+            kind: Spanned::new(0..0, "gcp".into()),
+            path: None,
+        }
+    }
+}
+
+/// `"30s"`, `"2m"`, `"1h 30m"`: humantime's format.
+#[derive(Debug, Clone, Copy)]
+struct HumanDuration(Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let duration = humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration {s:?} ({e}); use e.g. \"30s\" or \"2m\""
+            ))
+        })?;
+        if duration.is_zero() {
+            return Err(serde::de::Error::custom(format!(
+                "duration {s:?} must be greater than zero"
+            )));
+        }
+        Ok(HumanDuration(duration))
+    }
+}
+
+fn schedule<'de, D: Deserializer<'de>>(d: D) -> Result<Schedule, D::Error> {
+    let s = String::deserialize(d)?;
+    Schedule::parse(&s).map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("/etc/b/config.toml")).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn a_minimal_config_gets_the_documented_defaults() {
+        let c = parse("[scope]\nprojects = [\"p1\", \"p1\", \"p0\"]\n").unwrap();
+        assert_eq!(c.scope.projects, vec!["p0", "p1"]);
+        assert_eq!(c.scope.kinds, Kind::ALL.to_vec());
+        assert_eq!(c.gcp.concurrency, 16);
+        assert_eq!(c.gcp.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.gcp.endpoints.run, "https://run.googleapis.com");
+        assert!(c.run_on_start);
+        assert_eq!(c.schedule.to_string(), DEFAULT_CRON);
+    }
+
+    #[test]
+    fn an_unknown_key_is_reported_with_file_line_and_column() {
+        let err = parse("[scope]\nprojects = [\"p\"]\n\n[gcp]\nconcurency = 3\n").unwrap_err();
+        assert!(err.starts_with("/etc/b/config.toml:5:1: "), "{err}");
+        assert!(err.contains("concurency"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn bad_values_name_their_position_and_problem() {
+        let cases = [
+            (
+                "[scope]\nprojects=[\"p\"]\n[gcp]\nrequest_timeout = \"soon\"\n",
+                "4:19",
+                "invalid duration",
+            ),
+            (
+                "[scope]\nprojects=[\"p\"]\n[schedule]\ncron = \"* * *\"\n",
+                "4:8",
+                "3 fields",
+            ),
+            (
+                "[scope]\nprojects=[\"p\"]\n[server]\nlisten = \"localhost\"\n",
+                "4:10",
+                "socket address",
+            ),
+            (
+                "[scope]\nprojects=[\"p/../x\"]\n",
+                "2:11",
+                "not a valid identifier",
+            ),
+            (
+                "[scope]\nprojects=[\"p\"]\nkinds=[\"lambda\"]\n",
+                "3:8",
+                "lambda",
+            ),
+            (
+                "[scope]\nprojects=[\"p\"]\n[gcp]\nconcurrency = 0\n",
+                "4:15",
+                "between 1 and 1024",
+            ),
+            (
+                "[scope]\nprojects=[\"p\"]\n[gcp.endpoints]\nrun = \"ftp://x\"\n",
+                "4:7",
+                "not an http(s) URL",
+            ),
+            (
+                "[source]\nkind = \"snapshot\"\n",
+                "2:8",
+                "needs source.path",
+            ),
+            (
+                "[scope]\nprojects=[\"p\"]\n[source]\nkind = \"s3\"\n",
+                "4:8",
+                "unknown source",
+            ),
+        ];
+        for (text, pos, needle) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(
+                err.starts_with(&format!("/etc/b/config.toml:{pos}: ")),
+                "{text:?} gave {err}"
+            );
+            assert!(err.contains(needle), "{text:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn a_gcp_source_without_projects_is_refused() {
+        assert!(parse("").unwrap_err().contains("needs projects"));
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        let c = parse("[source]\nkind = \"snapshot\"\npath = \"demo\"\n[gcp]\ncredentials_file = \"key.json\"\n").unwrap();
+        assert_eq!(
+            c.source,
+            Source::Snapshot {
+                path: PathBuf::from("/etc/b/demo")
+            }
+        );
+        assert_eq!(
+            c.gcp.credentials_file,
+            Some(PathBuf::from("/etc/b/key.json"))
+        );
+    }
+}

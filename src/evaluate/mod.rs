@@ -1,0 +1,393 @@
+//! Inventory + rules -> verdicts. Pure: no I/O, no clock.
+
+pub mod allowlist;
+mod remediation;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::inventory::{
+    Api, BinauthzSetting, FunctionOrigin, Generation, Kind, Observed, Policy, ProjectInventory,
+    Workload,
+};
+
+/// Operator choices that change what counts as compliant (`[rules]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// Named platform policies accepted in place of the project default.
+    pub accepted_policies: Vec<String>,
+    pub allow_breakglass: bool,
+}
+
+/// Why a workload is not protected. The snake_case names are a contract (metrics, JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Violation {
+    BinauthzDisabled,
+    NonDefaultPolicy,
+    Breakglass,
+    AllowlistMissing,
+    Gen1Function,
+    ExemptImage,
+}
+
+impl Violation {
+    pub const ALL: [Violation; 6] = [
+        Violation::BinauthzDisabled,
+        Violation::NonDefaultPolicy,
+        Violation::Breakglass,
+        Violation::AllowlistMissing,
+        Violation::Gen1Function,
+        Violation::ExemptImage,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Violation::BinauthzDisabled => "binauthz_disabled",
+            Violation::NonDefaultPolicy => "non_default_policy",
+            Violation::Breakglass => "breakglass",
+            Violation::AllowlistMissing => "allowlist_missing",
+            Violation::Gen1Function => "gen1_function",
+            Violation::ExemptImage => "exempt_image",
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something wrong with a project's policy as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finding {
+    /// The default rule is ALWAYS_ALLOW: `--binary-authorization default` enforces nothing.
+    PolicyAlwaysAllow,
+    /// The default rule only logs (DRYRUN_AUDIT_LOG_ONLY).
+    PolicyDryRun,
+    /// An allowlist pattern exempts more than one repository.
+    AllowlistTooBroad,
+    /// The Binary Authorization API is not enabled in the project.
+    PolicyApiDisabled,
+}
+
+impl Finding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finding::PolicyAlwaysAllow => "policy_always_allow",
+            Finding::PolicyDryRun => "policy_dry_run",
+            Finding::AllowlistTooBroad => "allowlist_too_broad",
+            Finding::PolicyApiDisabled => "policy_api_disabled",
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compliance {
+    Compliant,
+    NonCompliant,
+    /// Something needed to decide could not be read; never shown as compliant.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResourceVerdict {
+    pub location: String,
+    pub kind: Kind,
+    pub name: String,
+    /// A function deployed through the Cloud Run Admin API is a service that is also a function.
+    pub is_function: bool,
+    pub compliance: Compliance,
+    pub violations: Vec<Violation>,
+    pub unknown_reason: Option<String>,
+    pub image: Option<String>,
+    pub last_modifier: Option<String>,
+    pub remediation: Option<String>,
+}
+
+/// A build repository some function needs exempted, and whether the policy exempts it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct AllowlistEntry {
+    pub location: String,
+    pub repository: String,
+    pub present: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProjectVerdict {
+    pub project: String,
+    /// Everything in scope was read.
+    pub complete: bool,
+    pub error: Option<String>,
+    pub findings: Vec<Finding>,
+    pub policy: Option<Policy>,
+    pub disabled_apis: Vec<Api>,
+    pub allowlist: Vec<AllowlistEntry>,
+    pub resources: Vec<ResourceVerdict>,
+}
+
+/// What the evaluator knows about the project's policy.
+#[derive(Clone, Copy)]
+enum PolicyView<'a> {
+    Known(&'a Policy),
+    /// The Binary Authorization API is disabled: no policy exists, nothing is enforced.
+    Absent,
+    Unreadable,
+}
+
+pub fn evaluate_project(inventory: &ProjectInventory, rules: &Rules) -> ProjectVerdict {
+    let policy = match &inventory.policy {
+        Observed::Seen(p) => PolicyView::Known(p),
+        Observed::ApiDisabled => PolicyView::Absent,
+        Observed::Failed(_) => PolicyView::Unreadable,
+    };
+    let ctx = Context::new(inventory, rules, policy);
+
+    let mut resources: Vec<ResourceVerdict> = inventory
+        .workloads
+        .iter()
+        .filter(|w| !ctx.is_backing_service(w))
+        .map(|w| ctx.evaluate(w))
+        .collect();
+    resources.sort_by(|a, b| (a.kind, &a.location, &a.name).cmp(&(b.kind, &b.location, &b.name)));
+
+    let mut disabled_apis: BTreeSet<Api> = inventory
+        .listings
+        .iter()
+        .filter(|(_, o)| *o == Observed::ApiDisabled)
+        .map(|(k, _)| k.api())
+        .collect();
+    if matches!(policy, PolicyView::Absent) {
+        disabled_apis.insert(Api::Binaryauthorization);
+    }
+
+    ProjectVerdict {
+        project: inventory.project.clone(),
+        complete: inventory.first_failure().is_none(),
+        error: inventory.first_failure().map(str::to_owned),
+        findings: project_findings(policy),
+        policy: inventory.policy.seen().cloned(),
+        disabled_apis: disabled_apis.into_iter().collect(),
+        allowlist: allowlist_entries(&inventory.workloads, policy),
+        resources,
+    }
+}
+
+fn project_findings(policy: PolicyView<'_>) -> Vec<Finding> {
+    match policy {
+        PolicyView::Known(p) => {
+            let mut findings = Vec::new();
+            if p.evaluation_mode == "ALWAYS_ALLOW" {
+                findings.push(Finding::PolicyAlwaysAllow);
+            }
+            if p.enforcement_mode == "DRYRUN_AUDIT_LOG_ONLY" {
+                findings.push(Finding::PolicyDryRun);
+            }
+            if p.admission_whitelist_patterns
+                .iter()
+                .any(|pat| allowlist::exempts_more_than_one_repository(pat))
+            {
+                findings.push(Finding::AllowlistTooBroad);
+            }
+            findings
+        }
+        PolicyView::Absent => vec![Finding::PolicyApiDisabled],
+        PolicyView::Unreadable => Vec::new(),
+    }
+}
+
+fn allowlist_entries(workloads: &[Workload], policy: PolicyView<'_>) -> Vec<AllowlistEntry> {
+    let patterns: &[String] = match policy {
+        PolicyView::Known(p) => &p.admission_whitelist_patterns,
+        PolicyView::Absent => &[],
+        PolicyView::Unreadable => return Vec::new(),
+    };
+    let needed: BTreeSet<(&str, &str)> = workloads
+        .iter()
+        .filter_map(|w| match &w.function {
+            Some(FunctionOrigin::FunctionsApi {
+                generation: Generation::Gen1,
+                ..
+            })
+            | None => None,
+            Some(origin) => Some((w.location.as_str(), origin.build_repository())),
+        })
+        .collect();
+    needed
+        .into_iter()
+        .map(|(location, repository)| AllowlistEntry {
+            location: location.to_owned(),
+            repository: repository.to_owned(),
+            present: allowlist::repository_exempted(patterns, repository),
+        })
+        .collect()
+}
+
+struct Context<'a> {
+    rules: &'a Rules,
+    policy: PolicyView<'a>,
+    services: HashMap<(&'a str, &'a str), &'a Workload>,
+    services_listing: Option<&'a Observed<()>>,
+    /// (location, name) of the Run services that gen2 functions run on.
+    backing_services: BTreeSet<(&'a str, &'a str)>,
+}
+
+impl<'a> Context<'a> {
+    fn new(inventory: &'a ProjectInventory, rules: &'a Rules, policy: PolicyView<'a>) -> Self {
+        let services = inventory
+            .workloads
+            .iter()
+            .filter(|w| w.kind == Kind::Service)
+            .map(|w| ((w.location.as_str(), w.name.as_str()), w))
+            .collect();
+        let backing_services = inventory
+            .workloads
+            .iter()
+            .filter_map(|w| match &w.function {
+                Some(FunctionOrigin::FunctionsApi {
+                    backing_service: Some((l, n)),
+                    ..
+                }) => Some((l.as_str(), n.as_str())),
+                _ => None,
+            })
+            .collect();
+        Context {
+            rules,
+            policy,
+            services,
+            services_listing: inventory.listing(Kind::Service),
+            backing_services,
+        }
+    }
+
+    fn is_backing_service(&self, w: &Workload) -> bool {
+        w.kind == Kind::Service
+            && (w.managed_by_functions
+                || self
+                    .backing_services
+                    .contains(&(w.location.as_str(), w.name.as_str())))
+    }
+
+    fn evaluate(&self, w: &Workload) -> ResourceVerdict {
+        let mut violations = BTreeSet::new();
+        let mut unknown = None;
+
+        if let Some(FunctionOrigin::FunctionsApi {
+            generation: Generation::Gen1,
+            ..
+        }) = &w.function
+        {
+            violations.insert(Violation::Gen1Function);
+        } else {
+            self.check_setting(w.binauthz.as_ref(), &mut violations);
+            if let Some(FunctionOrigin::FunctionsApi {
+                backing_service: Some((l, n)),
+                ..
+            }) = &w.function
+            {
+                match self.services.get(&(l.as_str(), n.as_str())) {
+                    Some(service) => self.check_setting(service.binauthz.as_ref(), &mut violations),
+                    None if matches!(self.services_listing, Some(Observed::Failed(_))) => {
+                        unknown =
+                            Some(format!("backing Cloud Run service {n} could not be listed"));
+                    }
+                    // Not in scope (region or kind) or already gone: the function's own setting decides.
+                    None => {}
+                }
+            }
+            match (self.policy, &w.function) {
+                (PolicyView::Known(p), Some(origin)) => {
+                    if !allowlist::repository_exempted(
+                        &p.admission_whitelist_patterns,
+                        origin.build_repository(),
+                    ) {
+                        violations.insert(Violation::AllowlistMissing);
+                    }
+                }
+                (PolicyView::Known(p), None) => {
+                    let exempt = w.images.iter().any(|image| {
+                        p.admission_whitelist_patterns
+                            .iter()
+                            .any(|pat| allowlist::matches(pat, image))
+                    });
+                    if exempt {
+                        violations.insert(Violation::ExemptImage);
+                    }
+                }
+                (PolicyView::Unreadable, _) => {
+                    unknown.get_or_insert_with(|| {
+                        "the project's Binary Authorization policy could not be read".into()
+                    });
+                }
+                (PolicyView::Absent, _) => {}
+            }
+        }
+
+        let violations: Vec<Violation> = violations.into_iter().collect();
+        let compliance = if !violations.is_empty() {
+            Compliance::NonCompliant
+        } else if unknown.is_some() {
+            Compliance::Unknown
+        } else {
+            Compliance::Compliant
+        };
+        ResourceVerdict {
+            location: w.location.clone(),
+            kind: w.kind,
+            name: w.name.clone(),
+            is_function: w.function.is_some(),
+            compliance,
+            remediation: remediation::for_violations(w, &violations),
+            violations,
+            unknown_reason: if compliance == Compliance::Unknown {
+                unknown
+            } else {
+                None
+            },
+            image: w.images.first().cloned(),
+            last_modifier: w.last_modifier.clone(),
+        }
+    }
+
+    fn check_setting(
+        &self,
+        setting: Option<&BinauthzSetting>,
+        violations: &mut BTreeSet<Violation>,
+    ) {
+        let Some(setting) = setting else {
+            violations.insert(Violation::BinauthzDisabled);
+            return;
+        };
+        match &setting.policy {
+            Some(policy) if !self.rules.accepted_policies.iter().any(|p| p == policy) => {
+                violations.insert(Violation::NonDefaultPolicy);
+            }
+            Some(_) => {}
+            None if !setting.use_default => {
+                violations.insert(Violation::BinauthzDisabled);
+            }
+            None => {}
+        }
+        let breakglass = setting
+            .breakglass_justification
+            .as_deref()
+            .is_some_and(|j| !j.trim().is_empty());
+        if breakglass && !self.rules.allow_breakglass {
+            violations.insert(Violation::Breakglass);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,251 @@
+//! Cloud Run Admin API v1: the Knative resource shape (what `gcloud run ... --format=json`
+//! prints) and the locations list.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::{Page, artifact_registry_repository, non_empty};
+use crate::inventory::{BinauthzSetting, FunctionOrigin, Kind, Workload};
+
+pub const BINAUTHZ_ANNOTATION: &str = "run.googleapis.com/binary-authorization";
+pub const BREAKGLASS_ANNOTATION: &str = "run.googleapis.com/binary-authorization-breakglass";
+pub const FUNCTION_TARGET_ANNOTATION: &str = "run.googleapis.com/build-function-target";
+pub const BUILD_IMAGE_ANNOTATION: &str = "run.googleapis.com/build-image-uri";
+pub const LOCATION_LABEL: &str = "cloud.googleapis.com/location";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ObjectMeta {
+    pub name: String,
+    pub namespace: String,
+    pub labels: HashMap<String, String>,
+    pub annotations: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Container {
+    pub image: String,
+}
+
+/// `spec` of a pod-like template: the containers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PodSpec {
+    pub containers: Vec<Container>,
+}
+
+/// `{metadata, spec}`: Knative nests these templates two (services) or three (jobs) deep, and
+/// every level is tolerated being absent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, bound(deserialize = "S: Deserialize<'de> + Default"))]
+pub struct Template<S> {
+    pub spec: S,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, bound(deserialize = "S: Deserialize<'de> + Default"))]
+pub struct TemplateSpec<S> {
+    pub template: Template<S>,
+}
+
+/// Service and WorkerPool: `spec.template.spec.containers`.
+pub type ServiceSpec = TemplateSpec<PodSpec>;
+/// Job: `spec.template.spec.template.spec.containers`.
+pub type JobSpec = TemplateSpec<TemplateSpec<PodSpec>>;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, bound(deserialize = "S: Deserialize<'de> + Default"))]
+pub struct Resource<S> {
+    pub metadata: ObjectMeta,
+    pub spec: S,
+}
+
+pub trait Containers {
+    fn containers(&self) -> &[Container];
+}
+
+impl Containers for ServiceSpec {
+    fn containers(&self) -> &[Container] {
+        &self.template.spec.containers
+    }
+}
+
+impl Containers for JobSpec {
+    fn containers(&self) -> &[Container] {
+        &self.template.spec.template.spec.containers
+    }
+}
+
+impl<S: Containers> Resource<S> {
+    pub fn into_workload(self, project: &str, kind: Kind) -> Result<Workload, String> {
+        let meta = self.metadata;
+        if meta.name.is_empty() {
+            return Err(format!("{kind} without metadata.name"));
+        }
+        let location = meta
+            .labels
+            .get(LOCATION_LABEL)
+            .cloned()
+            .ok_or_else(|| format!("{kind} {} has no {LOCATION_LABEL} label", meta.name))?;
+        let annotation = |key: &str| non_empty(meta.annotations.get(key).cloned());
+        let binauthz = annotation(BINAUTHZ_ANNOTATION).map(|value| BinauthzSetting {
+            use_default: value == "default",
+            policy: (value != "default").then_some(value),
+            breakglass_justification: annotation(BREAKGLASS_ANNOTATION),
+        });
+        let images: Vec<String> = self
+            .spec
+            .containers()
+            .iter()
+            .map(|c| c.image.clone())
+            .filter(|i| !i.is_empty())
+            .collect();
+        let function = annotation(FUNCTION_TARGET_ANNOTATION).map(|_| FunctionOrigin::RunAdmin {
+            build_repository: annotation(BUILD_IMAGE_ANNOTATION)
+                .iter()
+                .chain(images.iter())
+                .find_map(|i| artifact_registry_repository(i))
+                .unwrap_or_else(|| {
+                    format!("{location}-docker.pkg.dev/{project}/cloud-run-source-deploy")
+                }),
+        });
+        Ok(Workload {
+            project: project.to_owned(),
+            kind,
+            name: meta.name.clone(),
+            managed_by_functions: meta
+                .labels
+                .get("goog-managed-by")
+                .is_some_and(|v| v == "cloudfunctions"),
+            binauthz,
+            images,
+            last_modifier: annotation("serving.knative.dev/lastModifier")
+                .or(annotation("serving.knative.dev/creator")),
+            function,
+            location,
+        })
+    }
+}
+
+pub type Service = Resource<ServiceSpec>;
+pub type Job = Resource<JobSpec>;
+pub type WorkerPool = Resource<ServiceSpec>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ListMeta {
+    #[serde(rename = "continue")]
+    pub continue_token: Option<String>,
+}
+
+/// `ListServicesResponse`, `ListJobsResponse`, `ListWorkerPoolsResponse`: Kubernetes-style.
+#[derive(Debug, Deserialize)]
+pub struct KnativeList<T> {
+    #[serde(default = "Vec::new")]
+    pub items: Vec<T>,
+    #[serde(default)]
+    pub metadata: ListMeta,
+    #[serde(default)]
+    pub unreachable: Vec<String>,
+}
+
+impl<T: serde::de::DeserializeOwned> Page for KnativeList<T> {
+    type Item = T;
+    const TOKEN_PARAM: &'static str = "continue";
+    fn next_page_token(&self) -> Option<&str> {
+        self.metadata
+            .continue_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+    }
+    fn unreachable(&self) -> &[String] {
+        &self.unreachable
+    }
+    fn into_items(self) -> Vec<T> {
+        self.items
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Location {
+    pub location_id: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ListLocationsResponse {
+    pub locations: Vec<Location>,
+    pub next_page_token: Option<String>,
+}
+
+impl Page for ListLocationsResponse {
+    type Item = Location;
+    fn next_page_token(&self) -> Option<&str> {
+        self.next_page_token.as_deref().filter(|t| !t.is_empty())
+    }
+    fn into_items(self) -> Vec<Location> {
+        self.locations
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knative_annotations_map_onto_the_v2_model() {
+        let s: Service = serde_json::from_str(
+            r#"{"apiVersion":"serving.knative.dev/v1","kind":"Service",
+                "metadata":{"name":"api","namespace":"123","labels":{"cloud.googleapis.com/location":"us-central1"},
+                  "annotations":{"run.googleapis.com/binary-authorization":"default",
+                                 "run.googleapis.com/binary-authorization-breakglass":"incident 42",
+                                 "serving.knative.dev/creator":"ci@p.iam.gserviceaccount.com"}},
+                "spec":{"template":{"spec":{"containers":[{"image":"gcr.io/p/api"}]}}}}"#,
+        )
+        .unwrap();
+        let w = s.into_workload("p", Kind::Service).unwrap();
+        assert_eq!(w.location, "us-central1");
+        let b = w.binauthz.unwrap();
+        assert!(b.use_default);
+        assert_eq!(b.breakglass_justification.as_deref(), Some("incident 42"));
+        assert_eq!(
+            w.last_modifier.as_deref(),
+            Some("ci@p.iam.gserviceaccount.com")
+        );
+        assert_eq!(w.images, vec!["gcr.io/p/api"]);
+    }
+
+    #[test]
+    fn a_named_policy_annotation_is_a_policy_not_the_default() {
+        let s: Service = serde_json::from_str(
+            r#"{"metadata":{"name":"api","labels":{"cloud.googleapis.com/location":"l"},
+                "annotations":{"run.googleapis.com/binary-authorization":"projects/p/platforms/cloudRun/policies/strict"}}}"#,
+        )
+        .unwrap();
+        let b = s
+            .into_workload("p", Kind::Service)
+            .unwrap()
+            .binauthz
+            .unwrap();
+        assert!(!b.use_default);
+        assert_eq!(
+            b.policy.as_deref(),
+            Some("projects/p/platforms/cloudRun/policies/strict")
+        );
+    }
+
+    #[test]
+    fn job_containers_are_three_templates_deep_and_a_missing_annotation_means_disabled() {
+        let j: Job = serde_json::from_str(
+            r#"{"metadata":{"name":"etl","labels":{"cloud.googleapis.com/location":"l"}},
+                "spec":{"template":{"spec":{"template":{"spec":{"containers":[{"image":"img"}]}}}}}}"#,
+        )
+        .unwrap();
+        let w = j.into_workload("p", Kind::Job).unwrap();
+        assert_eq!(w.images, vec!["img"]);
+        assert_eq!(w.binauthz, None);
+    }
+}

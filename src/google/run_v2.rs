@@ -1,0 +1,221 @@
+//! Cloud Run Admin API v2: services, jobs, worker pools.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::{Page, artifact_registry_repository, non_empty};
+use crate::inventory::{BinauthzSetting, FunctionOrigin, Kind, Workload, location_and_name};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BinaryAuthorization {
+    pub use_default: bool,
+    pub policy: Option<String>,
+    pub breakglass_justification: Option<String>,
+}
+
+impl From<BinaryAuthorization> for BinauthzSetting {
+    fn from(b: BinaryAuthorization) -> Self {
+        BinauthzSetting {
+            use_default: b.use_default,
+            policy: non_empty(b.policy),
+            breakglass_justification: non_empty(b.breakglass_justification),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Container {
+    pub image: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RevisionTemplate {
+    pub containers: Vec<Container>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ExecutionTemplate {
+    pub template: RevisionTemplate,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BuildConfig {
+    pub function_target: Option<String>,
+    pub image_uri: Option<String>,
+}
+
+/// The fields services, jobs and worker pools share.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Resource<T> {
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    pub binary_authorization: Option<BinaryAuthorization>,
+    pub creator: Option<String>,
+    pub last_modifier: Option<String>,
+    /// Only services have it: set for functions deployed with `gcloud run deploy --function`.
+    pub build_config: Option<BuildConfig>,
+    pub template: T,
+}
+
+pub type Service = Resource<RevisionTemplate>;
+pub type Job = Resource<ExecutionTemplate>;
+pub type WorkerPool = Resource<RevisionTemplate>;
+
+/// Where a resource keeps its containers.
+pub trait Containers {
+    fn containers(&self) -> &[Container];
+}
+
+impl Containers for RevisionTemplate {
+    fn containers(&self) -> &[Container] {
+        &self.containers
+    }
+}
+
+impl Containers for ExecutionTemplate {
+    fn containers(&self) -> &[Container] {
+        &self.template.containers
+    }
+}
+
+impl<T: Containers> Resource<T> {
+    pub fn into_workload(self, project: &str, kind: Kind) -> Result<Workload, String> {
+        let (location, name) = location_and_name(&self.name)
+            .ok_or_else(|| format!("{kind} with malformed name {:?}", self.name))?;
+        let images: Vec<String> = self
+            .template
+            .containers()
+            .iter()
+            .map(|c| c.image.clone())
+            .filter(|i| !i.is_empty())
+            .collect();
+        let function = self.build_config.as_ref().map(|build| {
+            let built_image = non_empty(build.image_uri.clone());
+            FunctionOrigin::RunAdmin {
+                build_repository: built_image
+                    .iter()
+                    .chain(images.iter())
+                    .find_map(|i| artifact_registry_repository(i))
+                    .unwrap_or_else(|| {
+                        format!("{location}-docker.pkg.dev/{project}/cloud-run-source-deploy")
+                    }),
+            }
+        });
+        Ok(Workload {
+            project: project.to_owned(),
+            location: location.to_owned(),
+            kind,
+            name: name.to_owned(),
+            managed_by_functions: self
+                .labels
+                .get("goog-managed-by")
+                .is_some_and(|v| v == "cloudfunctions"),
+            binauthz: self.binary_authorization.map(BinauthzSetting::from),
+            images,
+            last_modifier: non_empty(self.last_modifier).or(non_empty(self.creator)),
+            function,
+        })
+    }
+}
+
+macro_rules! list_response {
+    ($name:ident, $field:literal, $item:ty) => {
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(default, rename_all = "camelCase")]
+        pub struct $name {
+            #[serde(rename = $field)]
+            pub items: Vec<$item>,
+            pub next_page_token: Option<String>,
+            pub unreachable: Vec<String>,
+        }
+
+        impl Page for $name {
+            type Item = $item;
+            fn next_page_token(&self) -> Option<&str> {
+                self.next_page_token.as_deref().filter(|t| !t.is_empty())
+            }
+            fn unreachable(&self) -> &[String] {
+                &self.unreachable
+            }
+            fn into_items(self) -> Vec<$item> {
+                self.items
+            }
+        }
+    };
+}
+
+list_response!(ListServicesResponse, "services", Service);
+list_response!(ListJobsResponse, "jobs", Job);
+list_response!(ListWorkerPoolsResponse, "workerPools", WorkerPool);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_maps_its_binauthz_setting_and_image() {
+        let s: Service = serde_json::from_str(
+            r#"{"name":"projects/p/locations/us-central1/services/api","lastModifier":"dev@example.com",
+                "binaryAuthorization":{"useDefault":true,"breakglassJustification":""},
+                "template":{"containers":[{"image":"us-docker.pkg.dev/p/r/api:v1"}]},"newField":{"x":1}}"#,
+        )
+        .unwrap();
+        let w = s.into_workload("p", Kind::Service).unwrap();
+        assert_eq!(
+            (w.location.as_str(), w.name.as_str()),
+            ("us-central1", "api")
+        );
+        assert_eq!(
+            w.binauthz,
+            Some(BinauthzSetting {
+                use_default: true,
+                ..Default::default()
+            })
+        );
+        assert_eq!(w.images, vec!["us-docker.pkg.dev/p/r/api:v1"]);
+        assert_eq!(w.last_modifier.as_deref(), Some("dev@example.com"));
+        assert_eq!(w.function, None);
+    }
+
+    #[test]
+    fn a_service_with_build_config_is_a_run_admin_function_building_into_source_deploy() {
+        let s: Service = serde_json::from_str(
+            r#"{"name":"projects/p/locations/europe-west1/services/fn","buildConfig":{"functionTarget":"handler"},
+                "template":{"containers":[{"image":"gcr.io/p/fn"}]}}"#,
+        )
+        .unwrap();
+        let w = s.into_workload("p", Kind::Service).unwrap();
+        assert_eq!(
+            w.function,
+            Some(FunctionOrigin::RunAdmin {
+                build_repository: "europe-west1-docker.pkg.dev/p/cloud-run-source-deploy".into()
+            })
+        );
+    }
+
+    #[test]
+    fn job_images_live_one_template_deeper() {
+        let j: Job = serde_json::from_str(
+            r#"{"name":"projects/p/locations/us-east1/jobs/etl","template":{"template":{"containers":[{"image":"img"}]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(j.into_workload("p", Kind::Job).unwrap().images, vec!["img"]);
+    }
+
+    #[test]
+    fn a_malformed_name_is_an_error_not_a_workload() {
+        let s: Service = serde_json::from_str(r#"{"name":"api"}"#).unwrap();
+        assert!(
+            s.into_workload("p", Kind::Service)
+                .unwrap_err()
+                .contains("malformed name")
+        );
+    }
+}

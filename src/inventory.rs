@@ -1,0 +1,262 @@
+//! What was seen: plain data, produced by `collect`, consumed by `evaluate`.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// The kinds of workload that Binary Authorization can (or should) protect on Cloud Run.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Service,
+    Job,
+    WorkerPool,
+    Function,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Service, Kind::Job, Kind::WorkerPool, Kind::Function];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Service => "service",
+            Kind::Job => "job",
+            Kind::WorkerPool => "worker_pool",
+            Kind::Function => "function",
+        }
+    }
+
+    /// The Google API that lists this kind.
+    pub fn api(self) -> Api {
+        match self {
+            Kind::Function => Api::Functions,
+            _ => Api::Run,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The Google APIs the auditor reads; also the `api` label of request metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    Run,
+    Functions,
+    Binaryauthorization,
+    Resourcemanager,
+    Asset,
+    Token,
+}
+
+impl Api {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::Run => "run",
+            Api::Functions => "functions",
+            Api::Binaryauthorization => "binaryauthorization",
+            Api::Resourcemanager => "resourcemanager",
+            Api::Asset => "asset",
+            Api::Token => "token",
+        }
+    }
+}
+
+impl fmt::Display for Api {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The outcome of trying to read one thing from Google.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed<T> {
+    Seen(T),
+    /// The API is not enabled in the project (403 `SERVICE_DISABLED`): nothing of this kind
+    /// can exist there, which is a fact, not an error.
+    ApiDisabled,
+    /// Could not be read this time; the message names the endpoint and the cause.
+    Failed(String),
+}
+
+impl<T> Observed<T> {
+    pub fn seen(&self) -> Option<&T> {
+        match self {
+            Observed::Seen(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn failure(&self) -> Option<&str> {
+        match self {
+            Observed::Failed(msg) => Some(msg),
+            _ => None,
+        }
+    }
+}
+
+/// How a workload is configured for Binary Authorization, in Run v2 terms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BinauthzSetting {
+    /// Evaluated against the project's policy (`--binary-authorization default`).
+    pub use_default: bool,
+    /// A named platform policy, e.g. `projects/X/platforms/cloudRun/policies/NAME`.
+    pub policy: Option<String>,
+    pub breakglass_justification: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Generation {
+    Gen1,
+    Gen2,
+}
+
+/// Where a function came from decides which repository the policy must exempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionOrigin {
+    /// `gcloud functions deploy` (Cloud Functions v2 API).
+    FunctionsApi {
+        generation: Generation,
+        /// `HOST/PROJECT/REPO` the function's image is built into.
+        build_repository: String,
+        /// The Run service behind a gen2 function, as (location, short name).
+        backing_service: Option<(String, String)>,
+    },
+    /// `gcloud run deploy --function` (Cloud Run Admin API); listed as a service.
+    RunAdmin { build_repository: String },
+}
+
+impl FunctionOrigin {
+    pub fn build_repository(&self) -> &str {
+        match self {
+            FunctionOrigin::FunctionsApi {
+                build_repository, ..
+            } => build_repository,
+            FunctionOrigin::RunAdmin { build_repository } => build_repository,
+        }
+    }
+}
+
+/// One deployed workload, whatever API it was listed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub project: String,
+    pub location: String,
+    pub kind: Kind,
+    /// Short name (the last segment of the resource name).
+    pub name: String,
+    /// `None` when the resource has no Binary Authorization setting at all.
+    pub binauthz: Option<BinauthzSetting>,
+    pub images: Vec<String>,
+    pub last_modifier: Option<String>,
+    pub function: Option<FunctionOrigin>,
+    /// A Run service that Cloud Functions manages for a gen2 function (label
+    /// `goog-managed-by: cloudfunctions`); reported through its function, not on its own.
+    pub managed_by_functions: bool,
+}
+
+/// The project's Binary Authorization policy, reduced to what decides compliance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    pub admission_whitelist_patterns: Vec<String>,
+    pub evaluation_mode: String,
+    pub enforcement_mode: String,
+    pub global_policy_evaluation_mode: String,
+}
+
+/// Everything collected about one project in one cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectInventory {
+    pub project: String,
+    pub policy: Observed<Policy>,
+    /// One entry per kind in scope: was the listing complete?
+    pub listings: Vec<(Kind, Observed<()>)>,
+    pub workloads: Vec<Workload>,
+}
+
+impl ProjectInventory {
+    pub fn new(project: impl Into<String>, policy: Observed<Policy>) -> Self {
+        ProjectInventory {
+            project: project.into(),
+            policy,
+            listings: Vec::new(),
+            workloads: Vec::new(),
+        }
+    }
+
+    /// Records a listing; repeated listings of one kind (one per region) fold into one
+    /// outcome: any failure wins over success, success wins over "API disabled".
+    pub fn record_listing(&mut self, kind: Kind, outcome: Observed<()>) {
+        match self.listings.iter_mut().find(|(k, _)| *k == kind) {
+            None => self.listings.push((kind, outcome)),
+            Some((_, existing)) => {
+                let replace = match (&*existing, &outcome) {
+                    (Observed::Failed(_), _) => false,
+                    (_, Observed::Failed(_)) => true,
+                    (Observed::ApiDisabled, Observed::Seen(())) => true,
+                    _ => false,
+                };
+                if replace {
+                    *existing = outcome;
+                }
+            }
+        }
+    }
+
+    pub fn listing(&self, kind: Kind) -> Option<&Observed<()>> {
+        self.listings
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, o)| o)
+    }
+
+    /// Why this project's audit is incomplete, if it is: the first failure.
+    pub fn first_failure(&self) -> Option<&str> {
+        self.policy
+            .failure()
+            .or_else(|| self.listings.iter().find_map(|(_, o)| o.failure()))
+    }
+}
+
+/// Splits `projects/P/locations/L/services/S` into (L, S).
+pub fn location_and_name(resource_name: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = resource_name.split('/').collect();
+    match parts.as_slice() {
+        ["projects", _, "locations", location, _, name] => Some((location, name)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_region_makes_the_whole_kind_failed_whatever_the_order() {
+        let mut inv = ProjectInventory::new("p", Observed::ApiDisabled);
+        inv.record_listing(Kind::Service, Observed::Seen(()));
+        inv.record_listing(Kind::Service, Observed::Failed("boom".into()));
+        inv.record_listing(Kind::Service, Observed::Seen(()));
+        assert_eq!(
+            inv.listing(Kind::Service),
+            Some(&Observed::Failed("boom".into()))
+        );
+        assert_eq!(inv.first_failure(), Some("boom"));
+    }
+
+    #[test]
+    fn resource_names_split_into_location_and_short_name() {
+        assert_eq!(
+            location_and_name("projects/p/locations/europe-west1/services/api"),
+            Some(("europe-west1", "api"))
+        );
+        assert_eq!(location_and_name("api"), None);
+    }
+}
