@@ -26,14 +26,6 @@ pub async fn run_cycle(
 ) -> AuditOutcome {
     let started = Instant::now();
     let collected = source.collect(fallback_projects, concurrency).await;
-    let projects = collected
-        .projects
-        .iter()
-        .map(|inventory| evaluate_project(inventory, rules))
-        .collect();
-    AuditOutcome {
-        projects,
-        discovery_error: collected.discovery_error,
-        duration: started.elapsed(),
-    }
+    let projects = collected.projects.iter().map(|inventory| evaluate_project(inventory, rules)).collect();
+    AuditOutcome { projects, discovery_error: collected.discovery_error, duration: started.elapsed() }
 }

@@ -42,6 +42,8 @@ pub struct Gcp {
     pub request_timeout: Duration,
     pub token_timeout: Duration,
     pub max_retries: usize,
+    pub retry_min_delay: Duration,
+    pub retry_max_delay: Duration,
     pub endpoints: Endpoints,
 }
 
@@ -96,42 +98,30 @@ impl Config {
                 None => format!("{}: {message}", path.display()),
             })
         })?;
-        let at = |span: Range<usize>, msg: String| {
-            ConfigError(format!("{}: {msg}", position(path, text, span)))
-        };
+        let at = |span: Range<usize>, msg: String| ConfigError(format!("{}: {msg}", position(path, text, span)));
         let base = path.parent().unwrap_or(Path::new("."));
 
         let source = match (raw.source.kind.get_ref().as_str(), raw.source.path) {
             ("gcp", _) => Source::Gcp,
             ("snapshot", Some(p)) => Source::Snapshot { path: base.join(p) },
             ("snapshot", None) => {
-                return Err(at(
-                    raw.source.kind.span(),
-                    "source.kind = \"snapshot\" needs source.path".into(),
-                ));
+                return Err(at(raw.source.kind.span(), "source.kind = \"snapshot\" needs source.path".into()));
             }
             (other, _) => {
                 return Err(at(
                     raw.source.kind.span(),
-                    format!(
-                        "source.kind: unknown source {other:?}, expected \"gcp\" or \"snapshot\""
-                    ),
+                    format!("source.kind: unknown source {other:?}, expected \"gcp\" or \"snapshot\""),
                 ));
             }
         };
 
         for p in &raw.scope.projects {
-            validate_identifier(p.get_ref())
-                .map_err(|m| at(p.span(), format!("scope.projects: {m}")))?;
+            validate_identifier(p.get_ref()).map_err(|m| at(p.span(), format!("scope.projects: {m}")))?;
         }
         for r in &raw.scope.regions {
-            validate_identifier(r.get_ref())
-                .map_err(|m| at(r.span(), format!("scope.regions: {m}")))?;
+            validate_identifier(r.get_ref()).map_err(|m| at(r.span(), format!("scope.regions: {m}")))?;
         }
-        if source == Source::Gcp
-            && raw.scope.projects.is_empty()
-            && raw.scope.project_query.is_none()
-        {
+        if source == Source::Gcp && raw.scope.projects.is_empty() && raw.scope.project_query.is_none() {
             return Err(ConfigError(format!(
                 "{}: [scope] needs projects = [...] or project_query = \"...\" to audit anything",
                 path.display()
@@ -139,19 +129,11 @@ impl Config {
         }
         let kinds = raw.scope.kinds.unwrap_or_else(|| Kind::ALL.to_vec());
         if kinds.is_empty() {
-            return Err(ConfigError(format!(
-                "{}: scope.kinds is empty: nothing to audit",
-                path.display()
-            )));
+            return Err(ConfigError(format!("{}: scope.kinds is empty: nothing to audit", path.display())));
         }
 
         let endpoints = Endpoints {
-            run: endpoint(
-                raw.gcp.endpoints.run,
-                "https://run.googleapis.com",
-                "run",
-                &at,
-            )?,
+            run: endpoint(raw.gcp.endpoints.run, "https://run.googleapis.com", "run", &at)?,
             functions: endpoint(
                 raw.gcp.endpoints.functions,
                 "https://cloudfunctions.googleapis.com",
@@ -170,43 +152,20 @@ impl Config {
                 "resourcemanager",
                 &at,
             )?,
-            asset: endpoint(
-                raw.gcp.endpoints.asset,
-                "https://cloudasset.googleapis.com",
-                "asset",
-                &at,
-            )?,
+            asset: endpoint(raw.gcp.endpoints.asset, "https://cloudasset.googleapis.com", "asset", &at)?,
         };
 
-        let concurrency = raw
-            .gcp
-            .concurrency
-            .unwrap_or_else(|| Spanned::new(0..0, 16));
+        let concurrency = raw.gcp.concurrency.unwrap_or_else(|| Spanned::new(0..0, 16));
         if !(1..=1024).contains(concurrency.get_ref()) {
-            return Err(at(
-                concurrency.span(),
-                "gcp.concurrency must be between 1 and 1024".into(),
-            ));
+            return Err(at(concurrency.span(), "gcp.concurrency must be between 1 and 1024".into()));
         }
 
         Ok(Config {
             path: path.to_owned(),
             scope: Scope {
-                projects: dedup(
-                    raw.scope
-                        .projects
-                        .into_iter()
-                        .map(Spanned::into_inner)
-                        .collect(),
-                ),
+                projects: dedup(raw.scope.projects.into_iter().map(Spanned::into_inner).collect()),
                 project_query: raw.scope.project_query.filter(|q| !q.trim().is_empty()),
-                regions: dedup(
-                    raw.scope
-                        .regions
-                        .into_iter()
-                        .map(Spanned::into_inner)
-                        .collect(),
-                ),
+                regions: dedup(raw.scope.regions.into_iter().map(Spanned::into_inner).collect()),
                 kinds: dedup(kinds),
             },
             schedule: raw.schedule.cron,
@@ -217,15 +176,15 @@ impl Config {
                 request_timeout: raw.gcp.request_timeout.0,
                 token_timeout: raw.gcp.token_timeout.0,
                 max_retries: raw.gcp.max_retries,
+                retry_min_delay: raw.gcp.retry_min_delay.0,
+                retry_max_delay: raw.gcp.retry_max_delay.0.max(raw.gcp.retry_min_delay.0),
                 endpoints,
             },
             rules: Rules {
                 accepted_policies: raw.rules.accepted_policies,
                 allow_breakglass: raw.rules.allow_breakglass,
             },
-            server: Server {
-                listen: raw.server.listen,
-            },
+            server: Server { listen: raw.server.listen },
             source,
         })
     }
@@ -241,16 +200,8 @@ fn dedup<T: Ord + Clone>(mut v: Vec<T>) -> Vec<T> {
 fn validate_identifier(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 100
-        && s.chars().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | ':' | '_')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{s:?} is not a valid identifier (lowercase letters, digits, - . : _)"
-        ))
-    }
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | ':' | '_'));
+    if ok { Ok(()) } else { Err(format!("{s:?} is not a valid identifier (lowercase letters, digits, - . : _)")) }
 }
 
 fn endpoint(
@@ -262,20 +213,10 @@ fn endpoint(
     let Some(value) = value else {
         return Ok(default.to_owned());
     };
-    let url = reqwest::Url::parse(value.get_ref()).map_err(|e| {
-        at(
-            value.span(),
-            format!("gcp.endpoints.{key}: {e}: {:?}", value.get_ref()),
-        )
-    })?;
+    let url = reqwest::Url::parse(value.get_ref())
+        .map_err(|e| at(value.span(), format!("gcp.endpoints.{key}: {e}: {:?}", value.get_ref())))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(at(
-            value.span(),
-            format!(
-                "gcp.endpoints.{key}: {:?} is not an http(s) URL",
-                value.get_ref()
-            ),
-        ));
+        return Err(at(value.span(), format!("gcp.endpoints.{key}: {:?} is not an http(s) URL", value.get_ref())));
     }
     Ok(value.get_ref().trim_end_matches('/').to_owned())
 }
@@ -318,10 +259,7 @@ struct RawSchedule {
 
 impl Default for RawSchedule {
     fn default() -> Self {
-        RawSchedule {
-            cron: Schedule::parse(DEFAULT_CRON).expect("the default schedule parses"),
-            run_on_start: true,
-        }
+        RawSchedule { cron: Schedule::parse(DEFAULT_CRON).expect("the default schedule parses"), run_on_start: true }
     }
 }
 
@@ -335,6 +273,8 @@ struct RawGcp {
     request_timeout: HumanDuration,
     token_timeout: HumanDuration,
     max_retries: usize,
+    retry_min_delay: HumanDuration,
+    retry_max_delay: HumanDuration,
     endpoints: RawEndpoints,
 }
 
@@ -346,6 +286,8 @@ impl Default for RawGcp {
             request_timeout: HumanDuration(Duration::from_secs(30)),
             token_timeout: HumanDuration(Duration::from_secs(30)),
             max_retries: 5,
+            retry_min_delay: HumanDuration(Duration::from_millis(500)),
+            retry_max_delay: HumanDuration(Duration::from_secs(30)),
             endpoints: RawEndpoints::default(),
         }
     }
@@ -376,9 +318,7 @@ struct RawServer {
 
 impl Default for RawServer {
     fn default() -> Self {
-        RawServer {
-            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
-        }
+        RawServer { listen: SocketAddr::from(([127, 0, 0, 1], 9464)) }
     }
 }
 
@@ -391,10 +331,7 @@ struct RawSource {
 
 impl Default for RawSource {
     fn default() -> Self {
-        RawSource {
-            kind: Spanned::new(0..0, "gcp".into()),
-            path: None,
-        }
+        RawSource { kind: Spanned::new(0..0, "gcp".into()), path: None }
     }
 }
 
@@ -406,14 +343,10 @@ impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         let duration = humantime::parse_duration(&s).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration {s:?} ({e}); use e.g. \"30s\" or \"2m\""
-            ))
+            serde::de::Error::custom(format!("invalid duration {s:?} ({e}); use e.g. \"30s\" or \"2m\""))
         })?;
         if duration.is_zero() {
-            return Err(serde::de::Error::custom(format!(
-                "duration {s:?} must be greater than zero"
-            )));
+            return Err(serde::de::Error::custom(format!("duration {s:?} must be greater than zero")));
         }
         Ok(HumanDuration(duration))
     }
@@ -456,58 +389,19 @@ mod tests {
     #[test]
     fn bad_values_name_their_position_and_problem() {
         let cases = [
-            (
-                "[scope]\nprojects=[\"p\"]\n[gcp]\nrequest_timeout = \"soon\"\n",
-                "4:19",
-                "invalid duration",
-            ),
-            (
-                "[scope]\nprojects=[\"p\"]\n[schedule]\ncron = \"* * *\"\n",
-                "4:8",
-                "3 fields",
-            ),
-            (
-                "[scope]\nprojects=[\"p\"]\n[server]\nlisten = \"localhost\"\n",
-                "4:10",
-                "socket address",
-            ),
-            (
-                "[scope]\nprojects=[\"p/../x\"]\n",
-                "2:11",
-                "not a valid identifier",
-            ),
-            (
-                "[scope]\nprojects=[\"p\"]\nkinds=[\"lambda\"]\n",
-                "3:8",
-                "lambda",
-            ),
-            (
-                "[scope]\nprojects=[\"p\"]\n[gcp]\nconcurrency = 0\n",
-                "4:15",
-                "between 1 and 1024",
-            ),
-            (
-                "[scope]\nprojects=[\"p\"]\n[gcp.endpoints]\nrun = \"ftp://x\"\n",
-                "4:7",
-                "not an http(s) URL",
-            ),
-            (
-                "[source]\nkind = \"snapshot\"\n",
-                "2:8",
-                "needs source.path",
-            ),
-            (
-                "[scope]\nprojects=[\"p\"]\n[source]\nkind = \"s3\"\n",
-                "4:8",
-                "unknown source",
-            ),
+            ("[scope]\nprojects=[\"p\"]\n[gcp]\nrequest_timeout = \"soon\"\n", "4:19", "invalid duration"),
+            ("[scope]\nprojects=[\"p\"]\n[schedule]\ncron = \"* * *\"\n", "4:8", "3 fields"),
+            ("[scope]\nprojects=[\"p\"]\n[server]\nlisten = \"localhost\"\n", "4:10", "socket address"),
+            ("[scope]\nprojects=[\"p/../x\"]\n", "2:11", "not a valid identifier"),
+            ("[scope]\nprojects=[\"p\"]\nkinds=[\"lambda\"]\n", "3:8", "lambda"),
+            ("[scope]\nprojects=[\"p\"]\n[gcp]\nconcurrency = 0\n", "4:15", "between 1 and 1024"),
+            ("[scope]\nprojects=[\"p\"]\n[gcp.endpoints]\nrun = \"ftp://x\"\n", "4:7", "not an http(s) URL"),
+            ("[source]\nkind = \"snapshot\"\n", "2:8", "needs source.path"),
+            ("[scope]\nprojects=[\"p\"]\n[source]\nkind = \"s3\"\n", "4:8", "unknown source"),
         ];
         for (text, pos, needle) in cases {
             let err = parse(text).unwrap_err();
-            assert!(
-                err.starts_with(&format!("/etc/b/config.toml:{pos}: ")),
-                "{text:?} gave {err}"
-            );
+            assert!(err.starts_with(&format!("/etc/b/config.toml:{pos}: ")), "{text:?} gave {err}");
             assert!(err.contains(needle), "{text:?} gave {err}");
         }
     }
@@ -519,16 +413,9 @@ mod tests {
 
     #[test]
     fn relative_paths_resolve_against_the_config_folder() {
-        let c = parse("[source]\nkind = \"snapshot\"\npath = \"demo\"\n[gcp]\ncredentials_file = \"key.json\"\n").unwrap();
-        assert_eq!(
-            c.source,
-            Source::Snapshot {
-                path: PathBuf::from("/etc/b/demo")
-            }
-        );
-        assert_eq!(
-            c.gcp.credentials_file,
-            Some(PathBuf::from("/etc/b/key.json"))
-        );
+        let c =
+            parse("[source]\nkind = \"snapshot\"\npath = \"demo\"\n[gcp]\ncredentials_file = \"key.json\"\n").unwrap();
+        assert_eq!(c.source, Source::Snapshot { path: PathBuf::from("/etc/b/demo") });
+        assert_eq!(c.gcp.credentials_file, Some(PathBuf::from("/etc/b/key.json")));
     }
 }

@@ -5,9 +5,7 @@ use std::fmt;
 use serde::Serialize;
 
 /// The kinds of workload that Binary Authorization can (or should) protect on Cloud Run.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Service,
@@ -136,9 +134,7 @@ pub enum FunctionOrigin {
 impl FunctionOrigin {
     pub fn build_repository(&self) -> &str {
         match self {
-            FunctionOrigin::FunctionsApi {
-                build_repository, ..
-            } => build_repository,
+            FunctionOrigin::FunctionsApi { build_repository, .. } => build_repository,
             FunctionOrigin::RunAdmin { build_repository } => build_repository,
         }
     }
@@ -183,12 +179,7 @@ pub struct ProjectInventory {
 
 impl ProjectInventory {
     pub fn new(project: impl Into<String>, policy: Observed<Policy>) -> Self {
-        ProjectInventory {
-            project: project.into(),
-            policy,
-            listings: Vec::new(),
-            workloads: Vec::new(),
-        }
+        ProjectInventory { project: project.into(), policy, listings: Vec::new(), workloads: Vec::new() }
     }
 
     /// Records a listing; repeated listings of one kind (one per region) fold into one
@@ -211,17 +202,12 @@ impl ProjectInventory {
     }
 
     pub fn listing(&self, kind: Kind) -> Option<&Observed<()>> {
-        self.listings
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map(|(_, o)| o)
+        self.listings.iter().find(|(k, _)| *k == kind).map(|(_, o)| o)
     }
 
     /// Why this project's audit is incomplete, if it is: the first failure.
     pub fn first_failure(&self) -> Option<&str> {
-        self.policy
-            .failure()
-            .or_else(|| self.listings.iter().find_map(|(_, o)| o.failure()))
+        self.policy.failure().or_else(|| self.listings.iter().find_map(|(_, o)| o.failure()))
     }
 }
 
@@ -244,19 +230,13 @@ mod tests {
         inv.record_listing(Kind::Service, Observed::Seen(()));
         inv.record_listing(Kind::Service, Observed::Failed("boom".into()));
         inv.record_listing(Kind::Service, Observed::Seen(()));
-        assert_eq!(
-            inv.listing(Kind::Service),
-            Some(&Observed::Failed("boom".into()))
-        );
+        assert_eq!(inv.listing(Kind::Service), Some(&Observed::Failed("boom".into())));
         assert_eq!(inv.first_failure(), Some("boom"));
     }
 
     #[test]
     fn resource_names_split_into_location_and_short_name() {
-        assert_eq!(
-            location_and_name("projects/p/locations/europe-west1/services/api"),
-            Some(("europe-west1", "api"))
-        );
+        assert_eq!(location_and_name("projects/p/locations/europe-west1/services/api"), Some(("europe-west1", "api")));
         assert_eq!(location_and_name("api"), None);
     }
 }

@@ -2,12 +2,21 @@
 //!
 //! Data flows one way: [`collect`] (Google APIs or a snapshot) -> [`inventory`] (plain data)
 //! -> [`evaluate`] (pure rules) -> [`report`] / [`metrics`] (what people and Prometheus read).
+//! [`daemon`] schedules cycles and serves the results; [`cli`] wires it all together.
 
 pub mod audit;
+pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod daemon;
+pub mod error;
 pub mod evaluate;
 pub mod google;
 pub mod inventory;
+pub mod logging;
+pub mod metrics;
+pub mod report;
 pub mod schedule;
+pub mod server;
+pub mod signals;
 pub mod state;

@@ -22,10 +22,7 @@ impl Schedule {
             1 if expression.starts_with('@') => expression.to_owned(),
             5 => {
                 let dow = crontab_day_of_week(fields[4])?;
-                format!(
-                    "0 {} {} {} {} {}",
-                    fields[0], fields[1], fields[2], fields[3], dow
-                )
+                format!("0 {} {} {} {} {}", fields[0], fields[1], fields[2], fields[3], dow)
             }
             6 | 7 => expression.to_owned(),
             n => {
@@ -39,10 +36,7 @@ impl Schedule {
         if inner.upcoming(Utc).next().is_none() {
             return Err(format!("cron expression {expression:?} never fires"));
         }
-        Ok(Schedule {
-            expression: expression.to_owned(),
-            inner,
-        })
+        Ok(Schedule { expression: expression.to_owned(), inner })
     }
 
     /// The first firing strictly after `after`.
@@ -74,9 +68,7 @@ fn crontab_day_of_week(field: &str) -> Result<String, String> {
     for item in field.split(',') {
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => {
-                let step: usize = s
-                    .parse()
-                    .map_err(|_| format!("invalid weekday step {s:?} in {field:?}"))?;
+                let step: usize = s.parse().map_err(|_| format!("invalid weekday step {s:?} in {field:?}"))?;
                 if step == 0 {
                     return Err(format!("weekday step 0 in {field:?}"));
                 }
@@ -93,30 +85,18 @@ fn crontab_day_of_week(field: &str) -> Result<String, String> {
             },
         };
         if first > last {
-            return Err(format!(
-                "weekday range {range:?} in {field:?} runs backwards"
-            ));
+            return Err(format!("weekday range {range:?} in {field:?} runs backwards"));
         }
         for day in (first..=last).step_by(step) {
             days[day % 7] = true;
         }
     }
-    Ok(DAY_NAMES
-        .iter()
-        .zip(days)
-        .filter(|(_, on)| *on)
-        .map(|(n, _)| *n)
-        .collect::<Vec<_>>()
-        .join(","))
+    Ok(DAY_NAMES.iter().zip(days).filter(|(_, on)| *on).map(|(n, _)| *n).collect::<Vec<_>>().join(","))
 }
 
 fn day_number(s: &str, field: &str) -> Result<usize, String> {
     if let Ok(n) = s.parse::<usize>() {
-        return if n <= 7 {
-            Ok(n)
-        } else {
-            Err(format!("weekday {n} out of range 0-7 in {field:?}"))
-        };
+        return if n <= 7 { Ok(n) } else { Err(format!("weekday {n} out of range 0-7 in {field:?}")) };
     }
     DAY_NAMES
         .iter()
@@ -141,20 +121,13 @@ mod tests {
     #[test]
     fn crontab_monday_means_monday() {
         let t = next("0 9 * * 1", sunday_noon());
-        assert_eq!(
-            (t.weekday(), t.format("%H:%M").to_string()),
-            (Weekday::Mon, "09:00".into())
-        );
+        assert_eq!((t.weekday(), t.format("%H:%M").to_string()), (Weekday::Mon, "09:00".into()));
     }
 
     #[test]
     fn sunday_is_both_zero_and_seven() {
         for expr in ["0 13 * * 0", "0 13 * * 7", "0 13 * * sun"] {
-            assert_eq!(
-                next(expr, sunday_noon()),
-                Utc.with_ymd_and_hms(2026, 11, 29, 13, 0, 0).unwrap(),
-                "{expr}"
-            );
+            assert_eq!(next(expr, sunday_noon()), Utc.with_ymd_and_hms(2026, 11, 29, 13, 0, 0).unwrap(), "{expr}");
         }
     }
 
@@ -176,20 +149,8 @@ mod tests {
     #[test]
     fn bad_expressions_say_what_is_wrong() {
         assert!(Schedule::parse("* * *").unwrap_err().contains("3 fields"));
-        assert!(
-            Schedule::parse("0 9 * * 8")
-                .unwrap_err()
-                .contains("out of range")
-        );
-        assert!(
-            Schedule::parse("61 * * * *")
-                .unwrap_err()
-                .contains("invalid cron expression")
-        );
-        assert!(
-            Schedule::parse("0 9 * * 5-1")
-                .unwrap_err()
-                .contains("backwards")
-        );
+        assert!(Schedule::parse("0 9 * * 8").unwrap_err().contains("out of range"));
+        assert!(Schedule::parse("61 * * * *").unwrap_err().contains("invalid cron expression"));
+        assert!(Schedule::parse("0 9 * * 5-1").unwrap_err().contains("backwards"));
     }
 }

@@ -37,12 +37,7 @@ impl Published {
         for verdict in outcome.projects {
             let previous = self.projects.get(&verdict.project);
             let state = if verdict.complete {
-                ProjectState {
-                    up: true,
-                    error: None,
-                    last_success: Some(now),
-                    shown: Arc::new(verdict),
-                }
+                ProjectState { up: true, error: None, last_success: Some(now), shown: Arc::new(verdict) }
             } else {
                 let last_good = previous.filter(|p| p.last_success.is_some());
                 ProjectState {
@@ -57,22 +52,16 @@ impl Published {
         if let Some(error) = &outcome.discovery_error {
             // Projects discovery could not find this time are not gone: keep them, down.
             for (name, state) in &self.projects {
-                projects
-                    .entry(name.clone())
-                    .or_insert_with(|| ProjectState {
-                        up: false,
-                        error: Some(error.clone()),
-                        ..state.clone()
-                    });
+                projects.entry(name.clone()).or_insert_with(|| ProjectState {
+                    up: false,
+                    error: Some(error.clone()),
+                    ..state.clone()
+                });
             }
         }
         Published {
             projects,
-            last_success: if outcome.discovery_error.is_none() {
-                Some(now)
-            } else {
-                self.last_success
-            },
+            last_success: if outcome.discovery_error.is_none() { Some(now) } else { self.last_success },
             discovery_error: outcome.discovery_error,
             last_duration: Some(outcome.duration.as_secs_f64()),
             generated_at: Some(now),
@@ -80,9 +69,7 @@ impl Published {
     }
 
     pub fn complete(&self) -> bool {
-        self.generated_at.is_some()
-            && self.discovery_error.is_none()
-            && self.projects.values().all(|p| p.up)
+        self.generated_at.is_some() && self.discovery_error.is_none() && self.projects.values().all(|p| p.up)
     }
 }
 
@@ -94,23 +81,14 @@ mod tests {
     use crate::evaluate::tests::verdict;
 
     fn outcome(projects: Vec<ProjectVerdict>, discovery_error: Option<&str>) -> AuditOutcome {
-        AuditOutcome {
-            projects,
-            discovery_error: discovery_error.map(Into::into),
-            duration: Duration::from_secs(2),
-        }
+        AuditOutcome { projects, discovery_error: discovery_error.map(Into::into), duration: Duration::from_secs(2) }
     }
 
     #[test]
     fn a_failing_project_keeps_its_last_complete_verdict_and_goes_down() {
-        let first = Published::default().merge(
-            outcome(vec![verdict("a", true, 3), verdict("b", true, 1)], None),
-            100.0,
-        );
-        let second = first.merge(
-            outcome(vec![verdict("a", false, 0), verdict("b", true, 2)], None),
-            200.0,
-        );
+        let first =
+            Published::default().merge(outcome(vec![verdict("a", true, 3), verdict("b", true, 1)], None), 100.0);
+        let second = first.merge(outcome(vec![verdict("a", false, 0), verdict("b", true, 2)], None), 200.0);
         let a = &second.projects["a"];
         assert!(!a.up);
         assert_eq!(a.shown.resources.len(), 3, "last-known resources are kept");
@@ -137,9 +115,6 @@ mod tests {
         assert!(!second.projects["a"].up);
         assert_eq!(second.last_success, Some(100.0));
         let third = second.merge(outcome(vec![], None), 300.0);
-        assert!(
-            third.projects.is_empty(),
-            "a project gone from a successful discovery is dropped"
-        );
+        assert!(third.projects.is_empty(), "a project gone from a successful discovery is dropped");
     }
 }

@@ -25,15 +25,9 @@ impl Tokens {
         let provider = OnceCell::new();
         if let Some(path) = key_file {
             let account = load_key_file(path)?;
-            provider
-                .set(Arc::new(account) as Arc<dyn TokenProvider>)
-                .ok();
+            provider.set(Arc::new(account) as Arc<dyn TokenProvider>).ok();
         }
-        Ok(Tokens {
-            key_file: key_file.map(Path::to_owned),
-            provider,
-            timeout,
-        })
+        Ok(Tokens { key_file: key_file.map(Path::to_owned), provider, timeout })
     }
 
     pub async fn token(&self) -> Result<String, ApiError> {
@@ -42,31 +36,15 @@ impl Tokens {
             .get_or_try_init(|| async {
                 tokio::time::timeout(self.timeout, gcp_auth::provider())
                     .await
-                    .map_err(|_| {
-                        ApiError::Auth(format!("no credentials found within {:?}", self.timeout))
-                    })?
-                    .map_err(|e| {
-                        ApiError::Auth(format!(
-                            "no Application Default Credentials: {}",
-                            one_line(&e)
-                        ))
-                    })
+                    .map_err(|_| ApiError::Auth(format!("no credentials found within {:?}", self.timeout)))?
+                    .map_err(|e| ApiError::Auth(format!("no Application Default Credentials: {}", one_line(&e))))
             })
             .await?;
         let token = tokio::time::timeout(self.timeout, provider.token(SCOPES))
             .await
-            .map_err(|_| {
-                ApiError::Auth(format!(
-                    "token endpoint did not answer within {:?}",
-                    self.timeout
-                ))
-            })?
+            .map_err(|_| ApiError::Auth(format!("token endpoint did not answer within {:?}", self.timeout)))?
             .map_err(|e| {
-                let source = self
-                    .key_file
-                    .as_ref()
-                    .map(|p| format!(" (key {})", p.display()))
-                    .unwrap_or_default();
+                let source = self.key_file.as_ref().map(|p| format!(" (key {})", p.display())).unwrap_or_default();
                 ApiError::Auth(format!("{}{source}", one_line(&e)))
             })?;
         Ok(token.as_str().to_owned())
@@ -75,15 +53,9 @@ impl Tokens {
 
 /// Loads a service-account key, naming the file in any error.
 pub fn load_key_file(path: &Path) -> Result<CustomServiceAccount, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("credentials file {}: {e}", path.display()))?;
-    CustomServiceAccount::from_json(&text).map_err(|e| {
-        format!(
-            "credentials file {}: not a usable service-account key: {}",
-            path.display(),
-            one_line(&e)
-        )
-    })
+    let text = std::fs::read_to_string(path).map_err(|e| format!("credentials file {}: {e}", path.display()))?;
+    CustomServiceAccount::from_json(&text)
+        .map_err(|e| format!("credentials file {}: not a usable service-account key: {}", path.display(), one_line(&e)))
 }
 
 /// An error and its causes on one line (gcp_auth nests the interesting part).

@@ -74,23 +74,11 @@ impl ApiClient {
             .timeout(request_timeout)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Arc::new(ApiClient {
-            http,
-            tokens,
-            permits: Semaphore::new(concurrency),
-            request_timeout,
-            retry,
-            requests,
-        }))
+        Ok(Arc::new(ApiClient { http, tokens, permits: Semaphore::new(concurrency), request_timeout, retry, requests }))
     }
 
     /// GET `url` and decode it as `T`, retrying what is worth retrying.
-    pub async fn get<T: DeserializeOwned>(
-        &self,
-        api: Api,
-        url: &str,
-        query: &[(&str, &str)],
-    ) -> Result<T, ApiError> {
+    pub async fn get<T: DeserializeOwned>(&self, api: Api, url: &str, query: &[(&str, &str)]) -> Result<T, ApiError> {
         let endpoint = format!("GET {url}");
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.min_delay)
@@ -102,12 +90,7 @@ impl ApiClient {
             .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(ApiError::is_retryable)
-            .adjust(|err, delay| {
-                delay.map(|d| {
-                    err.retry_after()
-                        .map_or(d, |asked| asked.min(MAX_SERVER_DELAY))
-                })
-            })
+            .adjust(|err, delay| delay.map(|d| err.retry_after().map_or(d, |asked| asked.min(MAX_SERVER_DELAY))))
             .notify(|err, delay| tracing::debug!(%err, ?delay, "retrying"))
             .await?;
         decode(&body, api, &endpoint)
@@ -120,10 +103,7 @@ impl ApiClient {
         url: &str,
         query: &[(&str, &str)],
     ) -> Result<Listing<P::Item>, ApiError> {
-        let mut listing = Listing {
-            items: Vec::new(),
-            unreachable: Vec::new(),
-        };
+        let mut listing = Listing { items: Vec::new(), unreachable: Vec::new() };
         let mut seen_tokens = HashSet::new();
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -132,9 +112,7 @@ impl ApiClient {
                 params.push((P::TOKEN_PARAM, t));
             }
             let page: P = self.get(api, url, &params).await?;
-            listing
-                .unreachable
-                .extend(page.unreachable().iter().cloned());
+            listing.unreachable.extend(page.unreachable().iter().cloned());
             let next = page.next_page_token().map(str::to_owned);
             listing.items.extend(page.into_items());
             match next {
@@ -148,28 +126,17 @@ impl ApiClient {
                 Some(t) => token = Some(t),
             }
         }
-        Err(ApiError::Pagination {
-            endpoint: format!("GET {url}"),
-            message: format!("more than {MAX_PAGES} pages"),
-        })
+        Err(ApiError::Pagination { endpoint: format!("GET {url}"), message: format!("more than {MAX_PAGES} pages") })
     }
 
-    async fn attempt(
-        &self,
-        api: Api,
-        url: &str,
-        query: &[(&str, &str)],
-        endpoint: &str,
-    ) -> Result<Vec<u8>, ApiError> {
+    async fn attempt(&self, api: Api, url: &str, query: &[(&str, &str)], endpoint: &str) -> Result<Vec<u8>, ApiError> {
         let result = self.attempt_uncounted(api, url, query, endpoint).await;
         let code = match &result {
             Ok(_) => "200".to_owned(),
             Err(e) => e.metric_code(),
         };
         if !matches!(result, Err(ApiError::Auth(_))) {
-            self.requests
-                .with_label_values(&[api.as_str(), &code])
-                .inc();
+            self.requests.with_label_values(&[api.as_str(), &code]).inc();
         }
         result
     }
@@ -183,44 +150,23 @@ impl ApiClient {
     ) -> Result<Vec<u8>, ApiError> {
         let token = match self.tokens.token().await {
             Ok(t) => {
-                self.requests
-                    .with_label_values(&[Api::Token.as_str(), "200"])
-                    .inc();
+                self.requests.with_label_values(&[Api::Token.as_str(), "200"]).inc();
                 t
             }
             Err(e) => {
-                self.requests
-                    .with_label_values(&[Api::Token.as_str(), "error"])
-                    .inc();
+                self.requests.with_label_values(&[Api::Token.as_str(), "error"]).inc();
                 return Err(e);
             }
         };
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
-                ApiError::Timeout {
-                    endpoint: endpoint.to_owned(),
-                    after: self.request_timeout,
-                }
+                ApiError::Timeout { endpoint: endpoint.to_owned(), after: self.request_timeout }
             } else {
-                ApiError::Transport {
-                    endpoint: endpoint.to_owned(),
-                    message: error_chain(&e.without_url()),
-                }
+                ApiError::Transport { endpoint: endpoint.to_owned(), message: error_chain(&e.without_url()) }
             }
         };
-        let mut response = self
-            .http
-            .get(url)
-            .query(query)
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(transport)?;
+        let mut response = self.http.get(url).query(query).bearer_auth(token).send().await.map_err(transport)?;
         let status = response.status();
         let header_delay = response
             .headers()
@@ -241,28 +187,15 @@ impl ApiClient {
         if status.is_success() {
             return Ok(body);
         }
-        Err(error_from_status(
-            endpoint,
-            api,
-            status.as_u16(),
-            &body,
-            header_delay,
-        ))
+        Err(error_from_status(endpoint, api, status.as_u16(), &body, header_delay))
     }
 }
 
-fn error_from_status(
-    endpoint: &str,
-    api: Api,
-    code: u16,
-    body: &[u8],
-    header_delay: Option<Duration>,
-) -> ApiError {
+fn error_from_status(endpoint: &str, api: Api, code: u16, body: &[u8], header_delay: Option<Duration>) -> ApiError {
     match RpcStatus::parse(body) {
-        Some(status) if code == 403 && status.is_service_disabled() => ApiError::ServiceDisabled {
-            endpoint: endpoint.to_owned(),
-            api,
-        },
+        Some(status) if code == 403 && status.is_service_disabled() => {
+            ApiError::ServiceDisabled { endpoint: endpoint.to_owned(), api }
+        }
         Some(status) => ApiError::Status {
             endpoint: endpoint.to_owned(),
             code,
@@ -274,10 +207,7 @@ fn error_from_status(
             endpoint: endpoint.to_owned(),
             code,
             status: String::new(),
-            message: format!(
-                "non-JSON error body: {}",
-                shorten(&String::from_utf8_lossy(body))
-            ),
+            message: format!("non-JSON error body: {}", shorten(&String::from_utf8_lossy(body))),
             retry_after: header_delay,
         },
     }
@@ -289,13 +219,12 @@ fn decode<T: DeserializeOwned>(body: &[u8], api: Api, endpoint: &str) -> Result<
     struct Probe {
         error: Option<IgnoredAny>,
     }
-    if let Ok(Probe { error: Some(_) }) = serde_json::from_slice::<Probe>(body) {
+    if crate::google::status::is_json_object(body)
+        && let Ok(Probe { error: Some(_) }) = serde_json::from_slice::<Probe>(body)
+    {
         return Err(error_from_status(endpoint, api, 200, body, None));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::Decode {
-        endpoint: endpoint.to_owned(),
-        message: e.to_string(),
-    })
+    serde_json::from_slice(body).map_err(|e| ApiError::Decode { endpoint: endpoint.to_owned(), message: e.to_string() })
 }
 
 fn shorten(s: &str) -> String {
@@ -333,32 +262,15 @@ mod tests {
 
     #[test]
     fn wrong_types_are_decode_errors_naming_the_endpoint() {
-        let err = decode::<crate::google::run_v2::ListServicesResponse>(
-            br#"{"services":"none"}"#,
-            Api::Run,
-            "GET u",
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("GET u: unreadable response: invalid type"),
-            "{err}"
-        );
+        let err = decode::<crate::google::run_v2::ListServicesResponse>(br#"{"services":"none"}"#, Api::Run, "GET u")
+            .unwrap_err();
+        assert!(err.to_string().starts_with("GET u: unreadable response: invalid type"), "{err}");
     }
 
     #[test]
     fn html_error_pages_are_summarised_on_one_line() {
-        let err = error_from_status(
-            "GET u",
-            Api::Run,
-            502,
-            b"<html>\n<body>Bad\n gateway</body></html>",
-            None,
-        );
-        assert_eq!(
-            err.to_string(),
-            "GET u: HTTP 502: non-JSON error body: <html> <body>Bad gateway</body></html>"
-        );
+        let err = error_from_status("GET u", Api::Run, 502, b"<html>\n<body>Bad\n gateway</body></html>", None);
+        assert_eq!(err.to_string(), "GET u: HTTP 502: non-JSON error body: <html> <body>Bad gateway</body></html>");
         assert!(err.is_retryable());
     }
 }

@@ -11,13 +11,7 @@ pub enum ApiError {
     #[error("{endpoint}: the {api} API is not enabled in this project (SERVICE_DISABLED)")]
     ServiceDisabled { endpoint: String, api: Api },
     #[error("{endpoint}: HTTP {code}{}: {message}", status_suffix(.status))]
-    Status {
-        endpoint: String,
-        code: u16,
-        status: String,
-        message: String,
-        retry_after: Option<Duration>,
-    },
+    Status { endpoint: String, code: u16, status: String, message: String, retry_after: Option<Duration> },
     #[error("{endpoint}: no answer within {after:?}")]
     Timeout { endpoint: String, after: Duration },
     #[error("{endpoint}: {message}")]
@@ -31,11 +25,7 @@ pub enum ApiError {
 }
 
 fn status_suffix(status: &str) -> String {
-    if status.is_empty() {
-        String::new()
-    } else {
-        format!(" {status}")
-    }
+    if status.is_empty() { String::new() } else { format!(" {status}") }
 }
 
 impl ApiError {

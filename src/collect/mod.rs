@@ -9,6 +9,7 @@ pub mod snapshot;
 use futures_util::StreamExt;
 use futures_util::stream;
 
+use crate::config::{self, Config};
 use crate::inventory::ProjectInventory;
 
 pub enum Source {
@@ -25,6 +26,29 @@ pub struct Collected {
 }
 
 impl Source {
+    /// Builds the configured source; a bad credentials file fails here, naming the path.
+    pub fn from_config(config: &Config, requests: prometheus::IntCounterVec) -> Result<Source, String> {
+        match &config.source {
+            config::Source::Snapshot { path } => Ok(Source::Snapshot(snapshot::SnapshotSource::new(
+                path.clone(),
+                config.scope.projects.clone(),
+                config.scope.kinds.clone(),
+            ))),
+            config::Source::Gcp => {
+                let gcp = &config.gcp;
+                let tokens = auth::Tokens::new(gcp.credentials_file.as_deref(), gcp.token_timeout)?;
+                let retry = client::RetryPolicy {
+                    max_retries: gcp.max_retries,
+                    min_delay: gcp.retry_min_delay,
+                    max_delay: gcp.retry_max_delay,
+                    ..Default::default()
+                };
+                let client = client::ApiClient::new(tokens, gcp.concurrency, gcp.request_timeout, retry, requests)?;
+                Ok(Source::Gcp(gcp::GcpSource::new(client, gcp.endpoints.clone(), config.scope.clone())))
+            }
+        }
+    }
+
     async fn projects(&self) -> Result<Vec<String>, String> {
         match self {
             Source::Gcp(s) => s.projects().await,
@@ -46,15 +70,12 @@ impl Source {
             Ok(p) => (p, None),
             Err(e) => (fallback_projects.to_vec(), Some(e)),
         };
-        let mut inventories: Vec<ProjectInventory> = stream::iter(projects.iter())
-            .map(|p| self.collect_project(p))
+        let mut inventories: Vec<ProjectInventory> = stream::iter(projects)
+            .map(|p| async move { self.collect_project(&p).await })
             .buffer_unordered(concurrency.max(1))
             .collect()
             .await;
         inventories.sort_by(|a, b| a.project.cmp(&b.project));
-        Collected {
-            projects: inventories,
-            discovery_error,
-        }
+        Collected { projects: inventories, discovery_error }
     }
 }

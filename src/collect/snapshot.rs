@@ -22,11 +22,7 @@ pub struct SnapshotSource {
 
 impl SnapshotSource {
     pub fn new(root: PathBuf, projects: Vec<String>, kinds: Vec<Kind>) -> Self {
-        SnapshotSource {
-            root,
-            projects,
-            kinds,
-        }
+        SnapshotSource { root, projects, kinds }
     }
 
     /// `[scope] projects` when given, else every sub-directory.
@@ -38,10 +34,8 @@ impl SnapshotSource {
             .await
             .map_err(|e| format!("snapshot directory {}: {e}", self.root.display()))?;
         let mut projects = Vec::new();
-        while let Some(entry) = entries
-            .next_entry()
-            .await
-            .map_err(|e| format!("snapshot directory {}: {e}", self.root.display()))?
+        while let Some(entry) =
+            entries.next_entry().await.map_err(|e| format!("snapshot directory {}: {e}", self.root.display()))?
         {
             if entry.file_type().await.is_ok_and(|t| t.is_dir()) {
                 projects.push(entry.file_name().to_string_lossy().into_owned());
@@ -54,18 +48,13 @@ impl SnapshotSource {
     pub async fn collect_project(&self, project: &str) -> ProjectInventory {
         let dir = self.root.join(project);
         let policy = match read(&dir.join("policy.json")).await {
-            Ok(value) => parse_one::<binauthz_v1::PolicyResource>(value, &dir.join("policy.json"))
-                .map(Policy::from),
+            Ok(value) => parse_one::<binauthz_v1::PolicyResource>(value, &dir.join("policy.json")).map(Policy::from),
             Err(observed) => Err(observed),
         };
-        let mut inventory =
-            ProjectInventory::new(project, policy.map_or_else(|o| o, Observed::Seen));
+        let mut inventory = ProjectInventory::new(project, policy.map_or_else(|o| o, Observed::Seen));
         for kind in &self.kinds {
             let path = dir.join(file_name(*kind));
-            match read(&path)
-                .await
-                .and_then(|v| workloads(v, *kind, project, &path))
-            {
+            match read(&path).await.and_then(|v| workloads(v, *kind, project, &path)) {
                 Ok(found) => {
                     inventory.record_listing(*kind, Observed::Seen(()));
                     inventory.workloads.extend(found);
@@ -88,9 +77,7 @@ fn file_name(kind: Kind) -> &'static str {
 
 /// Reads a file as JSON; an error body becomes the observation it describes.
 async fn read<T>(path: &Path) -> Result<Value, Observed<T>> {
-    let bytes = tokio::fs::read(path)
-        .await
-        .map_err(|e| Observed::Failed(format!("{}: {e}", path.display())))?;
+    let bytes = tokio::fs::read(path).await.map_err(|e| Observed::Failed(format!("{}: {e}", path.display())))?;
     if let Some(status) = RpcStatus::parse(&bytes) {
         return Err(if status.is_service_disabled() {
             Observed::ApiDisabled
@@ -104,20 +91,14 @@ async fn read<T>(path: &Path) -> Result<Value, Observed<T>> {
             ))
         });
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Observed::Failed(format!("{}: invalid JSON: {e}", path.display())))
+    serde_json::from_slice(&bytes).map_err(|e| Observed::Failed(format!("{}: invalid JSON: {e}", path.display())))
 }
 
 fn parse_one<T: DeserializeOwned>(value: Value, path: &Path) -> Result<T, Observed<Policy>> {
     serde_json::from_value(value).map_err(|e| Observed::Failed(format!("{}: {e}", path.display())))
 }
 
-fn workloads(
-    value: Value,
-    kind: Kind,
-    project: &str,
-    path: &Path,
-) -> Result<Vec<Workload>, Observed<()>> {
+fn workloads(value: Value, kind: Kind, project: &str, path: &Path) -> Result<Vec<Workload>, Observed<()>> {
     let fail = |msg: String| Observed::Failed(format!("{}: {msg}", path.display()));
     let items: Vec<Value> = match value {
         Value::Array(items) => items,
@@ -125,14 +106,10 @@ fn workloads(
             if let Some(Value::Array(unreachable)) = list.get("unreachable")
                 && !unreachable.is_empty()
             {
-                return Err(fail(format!(
-                    "unreachable locations: {}",
-                    Value::Array(unreachable.clone())
-                )));
+                return Err(fail(format!("unreachable locations: {}", Value::Array(unreachable.clone()))));
             }
-            let field = ["items", "services", "jobs", "workerPools", "functions"]
-                .into_iter()
-                .find(|f| list.contains_key(*f));
+            let field =
+                ["items", "services", "jobs", "workerPools", "functions"].into_iter().find(|f| list.contains_key(*f));
             match field.and_then(|f| list.remove(f)) {
                 Some(Value::Array(items)) => items,
                 Some(_) => return Err(fail("the list field is not an array".into())),
@@ -147,21 +124,11 @@ fn workloads(
         .map(|item| {
             let knative = item.get("metadata").is_some();
             let parsed = match (kind, knative) {
-                (Kind::Function, _) => {
-                    from::<functions_v2::Function>(item).and_then(|f| f.into_workload(project))
-                }
-                (Kind::Job, true) => {
-                    from::<run_v1::Job>(item).and_then(|r| r.into_workload(project, kind))
-                }
-                (_, true) => {
-                    from::<run_v1::Service>(item).and_then(|r| r.into_workload(project, kind))
-                }
-                (Kind::Job, false) => {
-                    from::<run_v2::Job>(item).and_then(|r| r.into_workload(project, kind))
-                }
-                (_, false) => {
-                    from::<run_v2::Service>(item).and_then(|r| r.into_workload(project, kind))
-                }
+                (Kind::Function, _) => from::<functions_v2::Function>(item).and_then(|f| f.into_workload(project)),
+                (Kind::Job, true) => from::<run_v1::Job>(item).and_then(|r| r.into_workload(project, kind)),
+                (_, true) => from::<run_v1::Service>(item).and_then(|r| r.into_workload(project, kind)),
+                (Kind::Job, false) => from::<run_v2::Job>(item).and_then(|r| r.into_workload(project, kind)),
+                (_, false) => from::<run_v2::Service>(item).and_then(|r| r.into_workload(project, kind)),
             };
             parsed.map_err(fail)
         })

@@ -83,11 +83,7 @@ pub fn exempts_repository(pattern: &str, repository: &str) -> bool {
         return false;
     };
     let target = format!("{}/", repository.trim_end_matches('/'));
-    target
-        .char_indices()
-        .map(|(i, _)| i)
-        .chain([target.len()])
-        .any(|end| matches(head, &target[..end]))
+    target.char_indices().map(|(i, _)| i).chain([target.len()]).any(|end| matches(head, &target[..end]))
 }
 
 /// Is `repository` exempted by any of `patterns`?
@@ -123,9 +119,7 @@ mod tests {
     fn reference_matches(pattern: &[u8], text: &[u8]) -> bool {
         match pattern {
             [] => text.is_empty(),
-            [b'*', b'*', rest @ ..] => {
-                (0..=text.len()).any(|i| reference_matches(rest, &text[i..]))
-            }
+            [b'*', b'*', rest @ ..] => (0..=text.len()).any(|i| reference_matches(rest, &text[i..])),
             [b'*', rest @ ..] => (0..=text.len())
                 .take_while(|&i| i == 0 || text[i - 1] != b'/')
                 .any(|i| reference_matches(rest, &text[i..])),
@@ -146,33 +140,15 @@ mod tests {
     #[test]
     fn a_repository_is_exempted_only_by_a_double_star_over_its_whole_path() {
         let repo = "us-central1-docker.pkg.dev/p/gcf-artifacts";
-        assert!(exempts_repository(
-            "us-central1-docker.pkg.dev/p/gcf-artifacts/**",
-            repo
-        ));
+        assert!(exempts_repository("us-central1-docker.pkg.dev/p/gcf-artifacts/**", repo));
         assert!(exempts_repository("us-central1-docker.pkg.dev/p/**", repo));
         assert!(exempts_repository("**", repo));
         assert!(exempts_repository("*-docker.pkg.dev/**", repo));
-        assert!(!exempts_repository(
-            "us-central1-docker.pkg.dev/p/gcf-artifacts/*",
-            repo
-        ));
-        assert!(!exempts_repository(
-            "us-central1-docker.pkg.dev/p/gcf-artifacts",
-            repo
-        ));
-        assert!(!exempts_repository(
-            "us-central1-docker.pkg.dev/p/gcf-artifacts/app/**",
-            repo
-        ));
-        assert!(!exempts_repository(
-            "europe-west1-docker.pkg.dev/p/gcf-artifacts/**",
-            repo
-        ));
-        assert!(exempts_repository(
-            "us-central1-docker.pkg.dev/p/gcf**",
-            repo
-        ));
+        assert!(!exempts_repository("us-central1-docker.pkg.dev/p/gcf-artifacts/*", repo));
+        assert!(!exempts_repository("us-central1-docker.pkg.dev/p/gcf-artifacts", repo));
+        assert!(!exempts_repository("us-central1-docker.pkg.dev/p/gcf-artifacts/app/**", repo));
+        assert!(!exempts_repository("europe-west1-docker.pkg.dev/p/gcf-artifacts/**", repo));
+        assert!(exempts_repository("us-central1-docker.pkg.dev/p/gcf**", repo));
     }
 
     #[test]
@@ -186,10 +162,7 @@ mod tests {
             "us-docker.pkg.dev/p/*/**",
             "gcr.io/**",
         ] {
-            assert!(
-                exempts_more_than_one_repository(broad),
-                "{broad} should be too broad"
-            );
+            assert!(exempts_more_than_one_repository(broad), "{broad} should be too broad");
         }
         for narrow in [
             "us-docker.pkg.dev/p/repo/**",
@@ -198,23 +171,13 @@ mod tests {
             "gcr.io/p/**",
             "gcr.io/p/*",
         ] {
-            assert!(
-                !exempts_more_than_one_repository(narrow),
-                "{narrow} should be narrow"
-            );
+            assert!(!exempts_more_than_one_repository(narrow), "{narrow} should be narrow");
         }
     }
 
     fn pattern_strategy() -> impl Strategy<Value = String> {
-        proptest::collection::vec(
-            prop_oneof![
-                "[ab/:@]{1,3}",
-                Just("*".to_string()),
-                Just("**".to_string())
-            ],
-            0..6,
-        )
-        .prop_map(|parts| parts.concat())
+        proptest::collection::vec(prop_oneof!["[ab/:@]{1,3}", Just("*".to_string()), Just("**".to_string())], 0..6)
+            .prop_map(|parts| parts.concat())
     }
 
     proptest! {

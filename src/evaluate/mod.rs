@@ -9,8 +9,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::inventory::{
-    Api, BinauthzSetting, FunctionOrigin, Generation, Kind, Observed, Policy, ProjectInventory,
-    Workload,
+    Api, BinauthzSetting, FunctionOrigin, Generation, Kind, Observed, Policy, ProjectInventory, Workload,
 };
 
 /// Operator choices that change what counts as compliant (`[rules]`).
@@ -154,20 +153,12 @@ pub fn evaluate_project(inventory: &ProjectInventory, rules: &Rules) -> ProjectV
     };
     let ctx = Context::new(inventory, rules, policy);
 
-    let mut resources: Vec<ResourceVerdict> = inventory
-        .workloads
-        .iter()
-        .filter(|w| !ctx.is_backing_service(w))
-        .map(|w| ctx.evaluate(w))
-        .collect();
+    let mut resources: Vec<ResourceVerdict> =
+        inventory.workloads.iter().filter(|w| !ctx.is_backing_service(w)).map(|w| ctx.evaluate(w)).collect();
     resources.sort_by(|a, b| (a.kind, &a.location, &a.name).cmp(&(b.kind, &b.location, &b.name)));
 
-    let mut disabled_apis: BTreeSet<Api> = inventory
-        .listings
-        .iter()
-        .filter(|(_, o)| *o == Observed::ApiDisabled)
-        .map(|(k, _)| k.api())
-        .collect();
+    let mut disabled_apis: BTreeSet<Api> =
+        inventory.listings.iter().filter(|(_, o)| *o == Observed::ApiDisabled).map(|(k, _)| k.api()).collect();
     if matches!(policy, PolicyView::Absent) {
         disabled_apis.insert(Api::Binaryauthorization);
     }
@@ -194,10 +185,7 @@ fn project_findings(policy: PolicyView<'_>) -> Vec<Finding> {
             if p.enforcement_mode == "DRYRUN_AUDIT_LOG_ONLY" {
                 findings.push(Finding::PolicyDryRun);
             }
-            if p.admission_whitelist_patterns
-                .iter()
-                .any(|pat| allowlist::exempts_more_than_one_repository(pat))
-            {
+            if p.admission_whitelist_patterns.iter().any(|pat| allowlist::exempts_more_than_one_repository(pat)) {
                 findings.push(Finding::AllowlistTooBroad);
             }
             findings
@@ -216,11 +204,7 @@ fn allowlist_entries(workloads: &[Workload], policy: PolicyView<'_>) -> Vec<Allo
     let needed: BTreeSet<(&str, &str)> = workloads
         .iter()
         .filter_map(|w| match &w.function {
-            Some(FunctionOrigin::FunctionsApi {
-                generation: Generation::Gen1,
-                ..
-            })
-            | None => None,
+            Some(FunctionOrigin::FunctionsApi { generation: Generation::Gen1, .. }) | None => None,
             Some(origin) => Some((w.location.as_str(), origin.build_repository())),
         })
         .collect();
@@ -255,52 +239,33 @@ impl<'a> Context<'a> {
             .workloads
             .iter()
             .filter_map(|w| match &w.function {
-                Some(FunctionOrigin::FunctionsApi {
-                    backing_service: Some((l, n)),
-                    ..
-                }) => Some((l.as_str(), n.as_str())),
+                Some(FunctionOrigin::FunctionsApi { backing_service: Some((l, n)), .. }) => {
+                    Some((l.as_str(), n.as_str()))
+                }
                 _ => None,
             })
             .collect();
-        Context {
-            rules,
-            policy,
-            services,
-            services_listing: inventory.listing(Kind::Service),
-            backing_services,
-        }
+        Context { rules, policy, services, services_listing: inventory.listing(Kind::Service), backing_services }
     }
 
     fn is_backing_service(&self, w: &Workload) -> bool {
         w.kind == Kind::Service
-            && (w.managed_by_functions
-                || self
-                    .backing_services
-                    .contains(&(w.location.as_str(), w.name.as_str())))
+            && (w.managed_by_functions || self.backing_services.contains(&(w.location.as_str(), w.name.as_str())))
     }
 
     fn evaluate(&self, w: &Workload) -> ResourceVerdict {
         let mut violations = BTreeSet::new();
         let mut unknown = None;
 
-        if let Some(FunctionOrigin::FunctionsApi {
-            generation: Generation::Gen1,
-            ..
-        }) = &w.function
-        {
+        if let Some(FunctionOrigin::FunctionsApi { generation: Generation::Gen1, .. }) = &w.function {
             violations.insert(Violation::Gen1Function);
         } else {
             self.check_setting(w.binauthz.as_ref(), &mut violations);
-            if let Some(FunctionOrigin::FunctionsApi {
-                backing_service: Some((l, n)),
-                ..
-            }) = &w.function
-            {
+            if let Some(FunctionOrigin::FunctionsApi { backing_service: Some((l, n)), .. }) = &w.function {
                 match self.services.get(&(l.as_str(), n.as_str())) {
                     Some(service) => self.check_setting(service.binauthz.as_ref(), &mut violations),
                     None if matches!(self.services_listing, Some(Observed::Failed(_))) => {
-                        unknown =
-                            Some(format!("backing Cloud Run service {n} could not be listed"));
+                        unknown = Some(format!("backing Cloud Run service {n} could not be listed"));
                     }
                     // Not in scope (region or kind) or already gone: the function's own setting decides.
                     None => {}
@@ -308,27 +273,21 @@ impl<'a> Context<'a> {
             }
             match (self.policy, &w.function) {
                 (PolicyView::Known(p), Some(origin)) => {
-                    if !allowlist::repository_exempted(
-                        &p.admission_whitelist_patterns,
-                        origin.build_repository(),
-                    ) {
+                    if !allowlist::repository_exempted(&p.admission_whitelist_patterns, origin.build_repository()) {
                         violations.insert(Violation::AllowlistMissing);
                     }
                 }
                 (PolicyView::Known(p), None) => {
-                    let exempt = w.images.iter().any(|image| {
-                        p.admission_whitelist_patterns
-                            .iter()
-                            .any(|pat| allowlist::matches(pat, image))
-                    });
+                    let exempt = w
+                        .images
+                        .iter()
+                        .any(|image| p.admission_whitelist_patterns.iter().any(|pat| allowlist::matches(pat, image)));
                     if exempt {
                         violations.insert(Violation::ExemptImage);
                     }
                 }
                 (PolicyView::Unreadable, _) => {
-                    unknown.get_or_insert_with(|| {
-                        "the project's Binary Authorization policy could not be read".into()
-                    });
+                    unknown.get_or_insert_with(|| "the project's Binary Authorization policy could not be read".into());
                 }
                 (PolicyView::Absent, _) => {}
             }
@@ -350,21 +309,13 @@ impl<'a> Context<'a> {
             compliance,
             remediation: remediation::for_violations(w, &violations),
             violations,
-            unknown_reason: if compliance == Compliance::Unknown {
-                unknown
-            } else {
-                None
-            },
+            unknown_reason: if compliance == Compliance::Unknown { unknown } else { None },
             image: w.images.first().cloned(),
             last_modifier: w.last_modifier.clone(),
         }
     }
 
-    fn check_setting(
-        &self,
-        setting: Option<&BinauthzSetting>,
-        violations: &mut BTreeSet<Violation>,
-    ) {
+    fn check_setting(&self, setting: Option<&BinauthzSetting>, violations: &mut BTreeSet<Violation>) {
         let Some(setting) = setting else {
             violations.insert(Violation::BinauthzDisabled);
             return;
@@ -379,10 +330,7 @@ impl<'a> Context<'a> {
             }
             None => {}
         }
-        let breakglass = setting
-            .breakglass_justification
-            .as_deref()
-            .is_some_and(|j| !j.trim().is_empty());
+        let breakglass = setting.breakglass_justification.as_deref().is_some_and(|j| !j.trim().is_empty());
         if breakglass && !self.rules.allow_breakglass {
             violations.insert(Violation::Breakglass);
         }

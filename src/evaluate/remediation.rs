@@ -18,15 +18,9 @@ pub fn for_violations(w: &Workload, violations: &[Violation]) -> Option<String> 
 fn fix_for(w: &Workload, violation: Violation) -> String {
     let (name, project, location) = (&w.name, &w.project, &w.location);
     match violation {
-        Violation::BinauthzDisabled | Violation::NonDefaultPolicy | Violation::Breakglass => {
-            enable_default(w)
-        }
+        Violation::BinauthzDisabled | Violation::NonDefaultPolicy | Violation::Breakglass => enable_default(w),
         Violation::AllowlistMissing => {
-            let repository = w
-                .function
-                .as_ref()
-                .map(FunctionOrigin::build_repository)
-                .unwrap_or_default();
+            let repository = w.function.as_ref().map(FunctionOrigin::build_repository).unwrap_or_default();
             format!(
                 "add namePattern '{repository}/**' to admissionWhitelistPatterns: gcloud container binauthz policy export --project {project} > policy.yaml && gcloud container binauthz policy import policy.yaml --project {project}"
             )
@@ -49,7 +43,5 @@ fn enable_default(w: &Workload) -> String {
         Kind::Job => "gcloud run jobs update",
         Kind::WorkerPool => "gcloud beta run worker-pools update",
     };
-    format!(
-        "{command} {name} --project {project} --region {location} --binary-authorization default"
-    )
+    format!("{command} {name} --project {project} --region {location} --binary-authorization default")
 }

@@ -8,10 +8,7 @@ use crate::inventory::{
 const REGION: &str = "us-central1";
 
 fn default_binauthz() -> Option<BinauthzSetting> {
-    Some(BinauthzSetting {
-        use_default: true,
-        ..Default::default()
-    })
+    Some(BinauthzSetting { use_default: true, ..Default::default() })
 }
 
 fn workload(kind: Kind, name: &str) -> Workload {
@@ -41,11 +38,7 @@ fn gen2_function(name: &str) -> Workload {
 }
 
 fn backing_service(name: &str, binauthz: Option<BinauthzSetting>) -> Workload {
-    Workload {
-        managed_by_functions: true,
-        binauthz,
-        ..workload(Kind::Service, name)
-    }
+    Workload { managed_by_functions: true, binauthz, ..workload(Kind::Service, name) }
 }
 
 fn run_admin_function(name: &str) -> Workload {
@@ -66,10 +59,8 @@ fn enforcing_policy(patterns: &[&str]) -> Policy {
     }
 }
 
-const FUNCTION_REPOS: &[&str] = &[
-    "us-central1-docker.pkg.dev/p/gcf-artifacts/**",
-    "us-central1-docker.pkg.dev/p/cloud-run-source-deploy/**",
-];
+const FUNCTION_REPOS: &[&str] =
+    &["us-central1-docker.pkg.dev/p/gcf-artifacts/**", "us-central1-docker.pkg.dev/p/cloud-run-source-deploy/**"];
 
 fn inventory(policy: Observed<Policy>, workloads: Vec<Workload>) -> ProjectInventory {
     let mut inv = ProjectInventory::new("p", policy);
@@ -80,11 +71,7 @@ fn inventory(policy: Observed<Policy>, workloads: Vec<Workload>) -> ProjectInven
     inv
 }
 
-fn evaluate_one(
-    policy: Observed<Policy>,
-    workloads: Vec<Workload>,
-    rules: &Rules,
-) -> ProjectVerdict {
+fn evaluate_one(policy: Observed<Policy>, workloads: Vec<Workload>, rules: &Rules) -> ProjectVerdict {
     evaluate_project(&inventory(policy, workloads), rules)
 }
 
@@ -100,9 +87,7 @@ fn violations_of(verdict: &ProjectVerdict, name: &str) -> Vec<Violation> {
 
 /// A verdict for `project` with `resources` compliant services; used by the state tests.
 pub(crate) fn verdict(project: &str, complete: bool, resources: usize) -> ProjectVerdict {
-    let workloads = (0..resources)
-        .map(|i| workload(Kind::Service, &format!("svc{i}")))
-        .collect();
+    let workloads = (0..resources).map(|i| workload(Kind::Service, &format!("svc{i}"))).collect();
     let mut inv = inventory(Observed::Seen(enforcing_policy(&[])), workloads);
     inv.project = project.into();
     if !complete {
@@ -122,80 +107,33 @@ fn run_workloads_are_judged_by_their_binauthz_setting() {
         })
     };
     let table: Vec<(&str, Option<BinauthzSetting>, Rules, Vec<Violation>)> = vec![
-        (
-            "default",
-            setting(true, None, None),
-            Rules::default(),
-            vec![],
-        ),
-        (
-            "absent",
-            None,
-            Rules::default(),
-            vec![Violation::BinauthzDisabled],
-        ),
-        (
-            "use_default_false",
-            setting(false, None, None),
-            Rules::default(),
-            vec![Violation::BinauthzDisabled],
-        ),
-        (
-            "named_policy",
-            setting(false, Some(named), None),
-            Rules::default(),
-            vec![Violation::NonDefaultPolicy],
-        ),
+        ("default", setting(true, None, None), Rules::default(), vec![]),
+        ("absent", None, Rules::default(), vec![Violation::BinauthzDisabled]),
+        ("use_default_false", setting(false, None, None), Rules::default(), vec![Violation::BinauthzDisabled]),
+        ("named_policy", setting(false, Some(named), None), Rules::default(), vec![Violation::NonDefaultPolicy]),
         (
             "accepted_named_policy",
             setting(false, Some(named), None),
-            Rules {
-                accepted_policies: vec![named.into()],
-                ..Default::default()
-            },
+            Rules { accepted_policies: vec![named.into()], ..Default::default() },
             vec![],
         ),
-        (
-            "breakglass",
-            setting(true, None, Some("INC-42")),
-            Rules::default(),
-            vec![Violation::Breakglass],
-        ),
+        ("breakglass", setting(true, None, Some("INC-42")), Rules::default(), vec![Violation::Breakglass]),
         (
             "allowed_breakglass",
             setting(true, None, Some("INC-42")),
-            Rules {
-                allow_breakglass: true,
-                ..Default::default()
-            },
+            Rules { allow_breakglass: true, ..Default::default() },
             vec![],
         ),
-        (
-            "blank_breakglass",
-            setting(true, None, Some("  ")),
-            Rules::default(),
-            vec![],
-        ),
+        ("blank_breakglass", setting(true, None, Some("  ")), Rules::default(), vec![]),
     ];
     for kind in [Kind::Service, Kind::Job, Kind::WorkerPool] {
         for (case, binauthz, rules, expected) in &table {
-            let w = Workload {
-                binauthz: binauthz.clone(),
-                ..workload(kind, case)
-            };
+            let w = Workload { binauthz: binauthz.clone(), ..workload(kind, case) };
             let v = evaluate_one(Observed::Seen(enforcing_policy(&[])), vec![w], rules);
             assert_eq!(&violations_of(&v, case), expected, "{kind} {case}");
             let r = &v.resources[0];
-            assert_eq!(
-                r.compliance == Compliance::Compliant,
-                expected.is_empty(),
-                "{kind} {case}"
-            );
-            assert_eq!(
-                r.remediation.is_some(),
-                !expected.is_empty(),
-                "{kind} {case}"
-            );
+            assert_eq!(r.compliance == Compliance::Compliant, expected.is_empty(), "{kind} {case}");
+            assert_eq!(r.remediation.is_some(), !expected.is_empty(), "{kind} {case}");
         }
     }
 }
@@ -216,12 +154,7 @@ fn functions_need_their_build_repository_exempted() {
             &["europe-west1-docker.pkg.dev/p/gcf-artifacts/**"],
             vec![Violation::AllowlistMissing],
         ),
-        (
-            "run_admin_exempted",
-            run_admin_function("d"),
-            FUNCTION_REPOS,
-            vec![],
-        ),
+        ("run_admin_exempted", run_admin_function("d"), FUNCTION_REPOS, vec![]),
         (
             "run_admin_missing",
             run_admin_function("e"),
@@ -231,11 +164,7 @@ fn functions_need_their_build_repository_exempted() {
     ];
     for (case, w, patterns, expected) in table {
         let name = w.name.clone();
-        let v = evaluate_one(
-            Observed::Seen(enforcing_policy(patterns)),
-            vec![w],
-            &Rules::default(),
-        );
+        let v = evaluate_one(Observed::Seen(enforcing_policy(patterns)), vec![w], &Rules::default());
         assert_eq!(violations_of(&v, &name), expected, "{case}");
         assert_eq!(v.allowlist.len(), 1, "{case}: one needed repository");
         assert_eq!(v.allowlist[0].present, expected.is_empty(), "{case}");
@@ -244,60 +173,23 @@ fn functions_need_their_build_repository_exempted() {
 
 #[test]
 fn a_gen2_function_is_reported_once_and_judged_with_its_backing_service() {
-    let table: Vec<(
-        &str,
-        Option<BinauthzSetting>,
-        Option<BinauthzSetting>,
-        Vec<Violation>,
-    )> = vec![
-        (
-            "both_default",
-            default_binauthz(),
-            default_binauthz(),
-            vec![],
-        ),
-        (
-            "function_empty",
-            None,
-            default_binauthz(),
-            vec![Violation::BinauthzDisabled],
-        ),
-        (
-            "service_disabled",
-            default_binauthz(),
-            None,
-            vec![Violation::BinauthzDisabled],
-        ),
+    type Case = (&'static str, Option<BinauthzSetting>, Option<BinauthzSetting>, Vec<Violation>);
+    let table: Vec<Case> = vec![
+        ("both_default", default_binauthz(), default_binauthz(), vec![]),
+        ("function_empty", None, default_binauthz(), vec![Violation::BinauthzDisabled]),
+        ("service_disabled", default_binauthz(), None, vec![Violation::BinauthzDisabled]),
         (
             "service_breakglass",
             default_binauthz(),
-            Some(BinauthzSetting {
-                use_default: true,
-                policy: None,
-                breakglass_justification: Some("x".into()),
-            }),
+            Some(BinauthzSetting { use_default: true, policy: None, breakglass_justification: Some("x".into()) }),
             vec![Violation::Breakglass],
         ),
     ];
     for (case, function_setting, service_setting, expected) in table {
-        let f = Workload {
-            binauthz: function_setting,
-            ..gen2_function(case)
-        };
-        let s = Workload {
-            managed_by_functions: false,
-            ..backing_service(case, service_setting)
-        };
-        let v = evaluate_one(
-            Observed::Seen(enforcing_policy(FUNCTION_REPOS)),
-            vec![f, s],
-            &Rules::default(),
-        );
-        assert_eq!(
-            v.resources.len(),
-            1,
-            "{case}: the backing service is not reported on its own"
-        );
+        let f = Workload { binauthz: function_setting, ..gen2_function(case) };
+        let s = Workload { managed_by_functions: false, ..backing_service(case, service_setting) };
+        let v = evaluate_one(Observed::Seen(enforcing_policy(FUNCTION_REPOS)), vec![f, s], &Rules::default());
+        assert_eq!(v.resources.len(), 1, "{case}: the backing service is not reported on its own");
         assert_eq!(v.resources[0].kind, Kind::Function);
         assert_eq!(v.resources[0].violations, expected, "{case}");
     }
@@ -314,23 +206,10 @@ fn a_gen1_function_cannot_be_protected() {
         binauthz: None,
         ..gen2_function("old")
     };
-    let v = evaluate_one(
-        Observed::Seen(enforcing_policy(FUNCTION_REPOS)),
-        vec![gen1],
-        &Rules::default(),
-    );
+    let v = evaluate_one(Observed::Seen(enforcing_policy(FUNCTION_REPOS)), vec![gen1], &Rules::default());
     assert_eq!(violations_of(&v, "old"), vec![Violation::Gen1Function]);
-    assert!(
-        v.allowlist.is_empty(),
-        "gen1 builds need no allowlist entry"
-    );
-    assert!(
-        v.resources[0]
-            .remediation
-            .as_deref()
-            .unwrap()
-            .contains("--gen2")
-    );
+    assert!(v.allowlist.is_empty(), "gen1 builds need no allowlist entry");
+    assert!(v.resources[0].remediation.as_deref().unwrap().contains("--gen2"));
 }
 
 #[test]
@@ -352,25 +231,15 @@ fn a_non_function_image_matched_by_the_allowlist_is_exempt() {
 #[test]
 fn project_findings_follow_the_policy() {
     let table: Vec<(&str, Observed<Policy>, Vec<Finding>)> = vec![
-        (
-            "enforcing",
-            Observed::Seen(enforcing_policy(FUNCTION_REPOS)),
-            vec![],
-        ),
+        ("enforcing", Observed::Seen(enforcing_policy(FUNCTION_REPOS)), vec![]),
         (
             "always_allow",
-            Observed::Seen(Policy {
-                evaluation_mode: "ALWAYS_ALLOW".into(),
-                ..enforcing_policy(&[])
-            }),
+            Observed::Seen(Policy { evaluation_mode: "ALWAYS_ALLOW".into(), ..enforcing_policy(&[]) }),
             vec![Finding::PolicyAlwaysAllow],
         ),
         (
             "dry_run",
-            Observed::Seen(Policy {
-                enforcement_mode: "DRYRUN_AUDIT_LOG_ONLY".into(),
-                ..enforcing_policy(&[])
-            }),
+            Observed::Seen(Policy { enforcement_mode: "DRYRUN_AUDIT_LOG_ONLY".into(), ..enforcing_policy(&[]) }),
             vec![Finding::PolicyDryRun],
         ),
         (
@@ -378,11 +247,7 @@ fn project_findings_follow_the_policy() {
             Observed::Seen(enforcing_policy(&["us-central1-docker.pkg.dev/p/**"])),
             vec![Finding::AllowlistTooBroad],
         ),
-        (
-            "api_disabled",
-            Observed::ApiDisabled,
-            vec![Finding::PolicyApiDisabled],
-        ),
+        ("api_disabled", Observed::ApiDisabled, vec![Finding::PolicyApiDisabled]),
         ("unreadable", Observed::Failed("x".into()), vec![]),
     ];
     for (case, policy, expected) in table {
@@ -394,10 +259,7 @@ fn project_findings_follow_the_policy() {
 #[test]
 fn an_unreadable_policy_never_yields_compliant() {
     let ok = workload(Kind::Service, "ok");
-    let bad = Workload {
-        binauthz: None,
-        ..workload(Kind::Job, "bad")
-    };
+    let bad = Workload { binauthz: None, ..workload(Kind::Job, "bad") };
     let v = evaluate_one(
         Observed::Failed("GET policy: HTTP 500".into()),
         vec![ok, gen2_function("f"), bad],
@@ -408,31 +270,15 @@ fn an_unreadable_policy_never_yields_compliant() {
     let by_name = |n: &str| v.resources.iter().find(|r| r.name == n).unwrap();
     assert_eq!(by_name("ok").compliance, Compliance::Unknown);
     assert_eq!(by_name("f").compliance, Compliance::Unknown);
-    assert!(
-        by_name("f")
-            .unknown_reason
-            .as_deref()
-            .unwrap()
-            .contains("policy")
-    );
-    assert_eq!(
-        by_name("bad").compliance,
-        Compliance::NonCompliant,
-        "what is known to be wrong stays wrong"
-    );
+    assert!(by_name("f").unknown_reason.as_deref().unwrap().contains("policy"));
+    assert_eq!(by_name("bad").compliance, Compliance::NonCompliant, "what is known to be wrong stays wrong");
     assert!(v.allowlist.is_empty());
 }
 
 #[test]
 fn a_function_whose_backing_service_could_not_be_listed_is_unknown() {
-    let mut inv = inventory(
-        Observed::Seen(enforcing_policy(FUNCTION_REPOS)),
-        vec![gen2_function("f")],
-    );
-    inv.record_listing(
-        Kind::Service,
-        Observed::Failed("GET services: timeout".into()),
-    );
+    let mut inv = inventory(Observed::Seen(enforcing_policy(FUNCTION_REPOS)), vec![gen2_function("f")]);
+    inv.record_listing(Kind::Service, Observed::Failed("GET services: timeout".into()));
     let v = evaluate_project(&inv, &Rules::default());
     assert_eq!(v.resources[0].compliance, Compliance::Unknown);
     assert!(!v.complete);
@@ -443,9 +289,7 @@ fn disabled_apis_are_facts_not_failures() {
     let mut inv = inventory(Observed::ApiDisabled, vec![workload(Kind::Service, "s")]);
     inv.record_listing(Kind::Function, Observed::ApiDisabled);
     let mut inv_funcs_only = inv.clone();
-    inv_funcs_only
-        .listings
-        .retain(|(k, _)| *k == Kind::Function);
+    inv_funcs_only.listings.retain(|(k, _)| *k == Kind::Function);
     let v = evaluate_project(&inv, &Rules::default());
     assert!(v.complete);
     assert_eq!(v.disabled_apis, vec![Api::Binaryauthorization]);

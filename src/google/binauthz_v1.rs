@@ -36,12 +36,8 @@ impl From<PolicyResource> for Policy {
                 .filter(|n| !n.is_empty())
                 .collect(),
             // A project that never configured a policy is served one that allows everything.
-            evaluation_mode: rule
-                .evaluation_mode
-                .unwrap_or_else(|| "ALWAYS_ALLOW".into()),
-            enforcement_mode: rule
-                .enforcement_mode
-                .unwrap_or_else(|| "ENFORCEMENT_MODE_UNSPECIFIED".into()),
+            evaluation_mode: rule.evaluation_mode.unwrap_or_else(|| "ALWAYS_ALLOW".into()),
+            enforcement_mode: rule.enforcement_mode.unwrap_or_else(|| "ENFORCEMENT_MODE_UNSPECIFIED".into()),
             // UNSPECIFIED means DISABLE (Google's documented default).
             global_policy_evaluation_mode: p
                 .global_policy_evaluation_mode
@@ -63,10 +59,7 @@ mod tests {
         )
         .unwrap();
         let p = Policy::from(p);
-        assert_eq!(
-            p.admission_whitelist_patterns,
-            vec!["us-docker.pkg.dev/p/gcf-artifacts/**"]
-        );
+        assert_eq!(p.admission_whitelist_patterns, vec!["us-docker.pkg.dev/p/gcf-artifacts/**"]);
         assert_eq!(p.evaluation_mode, "REQUIRE_ATTESTATION");
         assert_eq!(p.global_policy_evaluation_mode, "ENABLE");
     }

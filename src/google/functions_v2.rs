@@ -3,9 +3,7 @@
 use serde::Deserialize;
 
 use super::{Page, non_empty};
-use crate::inventory::{
-    BinauthzSetting, FunctionOrigin, Generation, Kind, Workload, location_and_name,
-};
+use crate::inventory::{BinauthzSetting, FunctionOrigin, Generation, Kind, Workload, location_and_name};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -34,19 +32,13 @@ pub struct Function {
 
 impl Function {
     pub fn into_workload(self, project: &str) -> Result<Workload, String> {
-        let (location, name) = location_and_name(&self.name)
-            .ok_or_else(|| format!("function with malformed name {:?}", self.name))?;
-        let generation = if self.environment.as_deref() == Some("GEN_1") {
-            Generation::Gen1
-        } else {
-            Generation::Gen2
-        };
-        let binauthz = non_empty(self.service_config.binary_authorization_policy).map(|policy| {
-            BinauthzSetting {
-                use_default: policy == "default",
-                policy: (policy != "default").then_some(policy),
-                breakglass_justification: None,
-            }
+        let (location, name) =
+            location_and_name(&self.name).ok_or_else(|| format!("function with malformed name {:?}", self.name))?;
+        let generation = if self.environment.as_deref() == Some("GEN_1") { Generation::Gen1 } else { Generation::Gen2 };
+        let binauthz = non_empty(self.service_config.binary_authorization_policy).map(|policy| BinauthzSetting {
+            use_default: policy == "default",
+            policy: (policy != "default").then_some(policy),
+            breakglass_justification: None,
         });
         let build_repository = non_empty(self.build_config.docker_repository)
             .and_then(|r| docker_repository_host_path(&r))
@@ -65,11 +57,7 @@ impl Function {
             binauthz,
             images: Vec::new(),
             last_modifier: None,
-            function: Some(FunctionOrigin::FunctionsApi {
-                generation,
-                build_repository,
-                backing_service,
-            }),
+            function: Some(FunctionOrigin::FunctionsApi { generation, build_repository, backing_service }),
             managed_by_functions: false,
         })
     }
@@ -78,9 +66,7 @@ impl Function {
 /// `projects/P/locations/L/repositories/R` -> `L-docker.pkg.dev/P/R`.
 fn docker_repository_host_path(resource: &str) -> Option<String> {
     match resource.split('/').collect::<Vec<_>>().as_slice() {
-        ["projects", p, "locations", l, "repositories", r] => {
-            Some(format!("{l}-docker.pkg.dev/{p}/{r}"))
-        }
+        ["projects", p, "locations", l, "repositories", r] => Some(format!("{l}-docker.pkg.dev/{p}/{r}")),
         _ => None,
     }
 }
@@ -111,10 +97,7 @@ mod tests {
     use super::*;
 
     fn function(json: &str) -> Workload {
-        serde_json::from_str::<Function>(json)
-            .unwrap()
-            .into_workload("p")
-            .unwrap()
+        serde_json::from_str::<Function>(json).unwrap().into_workload("p").unwrap()
     }
 
     #[test]
@@ -140,32 +123,15 @@ mod tests {
             r#"{"name":"projects/p/locations/us-central1/functions/hello",
                 "buildConfig":{"dockerRepository":"projects/other/locations/europe-west1/repositories/fns"}}"#,
         );
-        assert_eq!(
-            w.function.unwrap().build_repository(),
-            "europe-west1-docker.pkg.dev/other/fns"
-        );
+        assert_eq!(w.function.unwrap().build_repository(), "europe-west1-docker.pkg.dev/other/fns");
         assert_eq!(w.binauthz, None);
     }
 
     #[test]
     fn gen1_is_recognised_and_an_unknown_environment_is_tolerated() {
-        let gen1 =
-            function(r#"{"name":"projects/p/locations/l/functions/f","environment":"GEN_1"}"#);
-        assert!(matches!(
-            gen1.function,
-            Some(FunctionOrigin::FunctionsApi {
-                generation: Generation::Gen1,
-                ..
-            })
-        ));
-        let future =
-            function(r#"{"name":"projects/p/locations/l/functions/f","environment":"GEN_3"}"#);
-        assert!(matches!(
-            future.function,
-            Some(FunctionOrigin::FunctionsApi {
-                generation: Generation::Gen2,
-                ..
-            })
-        ));
+        let gen1 = function(r#"{"name":"projects/p/locations/l/functions/f","environment":"GEN_1"}"#);
+        assert!(matches!(gen1.function, Some(FunctionOrigin::FunctionsApi { generation: Generation::Gen1, .. })));
+        let future = function(r#"{"name":"projects/p/locations/l/functions/f","environment":"GEN_3"}"#);
+        assert!(matches!(future.function, Some(FunctionOrigin::FunctionsApi { generation: Generation::Gen2, .. })));
     }
 }

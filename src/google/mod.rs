@@ -36,11 +36,8 @@ pub enum ListOrArray<P, T> {
 pub fn artifact_registry_repository(image: &str) -> Option<String> {
     let mut parts = image.splitn(4, '/');
     let (host, project, repo, rest) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    (host.ends_with("-docker.pkg.dev")
-        && !project.is_empty()
-        && !repo.is_empty()
-        && !rest.is_empty())
-    .then(|| format!("{host}/{project}/{repo}"))
+    (host.ends_with("-docker.pkg.dev") && !project.is_empty() && !repo.is_empty() && !rest.is_empty())
+        .then(|| format!("{host}/{project}/{repo}"))
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -62,9 +59,6 @@ mod tests {
             Some("us-docker.pkg.dev/p/repo")
         );
         assert_eq!(artifact_registry_repository("gcr.io/p/app"), None);
-        assert_eq!(
-            artifact_registry_repository("us-docker.pkg.dev/p/repo"),
-            None
-        );
+        assert_eq!(artifact_registry_repository("us-docker.pkg.dev/p/repo"), None);
     }
 }

@@ -95,34 +95,23 @@ impl<S: Containers> Resource<S> {
             policy: (value != "default").then_some(value),
             breakglass_justification: annotation(BREAKGLASS_ANNOTATION),
         });
-        let images: Vec<String> = self
-            .spec
-            .containers()
-            .iter()
-            .map(|c| c.image.clone())
-            .filter(|i| !i.is_empty())
-            .collect();
+        let images: Vec<String> =
+            self.spec.containers().iter().map(|c| c.image.clone()).filter(|i| !i.is_empty()).collect();
         let function = annotation(FUNCTION_TARGET_ANNOTATION).map(|_| FunctionOrigin::RunAdmin {
             build_repository: annotation(BUILD_IMAGE_ANNOTATION)
                 .iter()
                 .chain(images.iter())
                 .find_map(|i| artifact_registry_repository(i))
-                .unwrap_or_else(|| {
-                    format!("{location}-docker.pkg.dev/{project}/cloud-run-source-deploy")
-                }),
+                .unwrap_or_else(|| format!("{location}-docker.pkg.dev/{project}/cloud-run-source-deploy")),
         });
         Ok(Workload {
             project: project.to_owned(),
             kind,
             name: meta.name.clone(),
-            managed_by_functions: meta
-                .labels
-                .get("goog-managed-by")
-                .is_some_and(|v| v == "cloudfunctions"),
+            managed_by_functions: meta.labels.get("goog-managed-by").is_some_and(|v| v == "cloudfunctions"),
             binauthz,
             images,
-            last_modifier: annotation("serving.knative.dev/lastModifier")
-                .or(annotation("serving.knative.dev/creator")),
+            last_modifier: annotation("serving.knative.dev/lastModifier").or(annotation("serving.knative.dev/creator")),
             function,
             location,
         })
@@ -155,10 +144,7 @@ impl<T: serde::de::DeserializeOwned> Page for KnativeList<T> {
     type Item = T;
     const TOKEN_PARAM: &'static str = "continue";
     fn next_page_token(&self) -> Option<&str> {
-        self.metadata
-            .continue_token
-            .as_deref()
-            .filter(|t| !t.is_empty())
+        self.metadata.continue_token.as_deref().filter(|t| !t.is_empty())
     }
     fn unreachable(&self) -> &[String] {
         &self.unreachable
@@ -211,10 +197,7 @@ mod tests {
         let b = w.binauthz.unwrap();
         assert!(b.use_default);
         assert_eq!(b.breakglass_justification.as_deref(), Some("incident 42"));
-        assert_eq!(
-            w.last_modifier.as_deref(),
-            Some("ci@p.iam.gserviceaccount.com")
-        );
+        assert_eq!(w.last_modifier.as_deref(), Some("ci@p.iam.gserviceaccount.com"));
         assert_eq!(w.images, vec!["gcr.io/p/api"]);
     }
 
@@ -225,16 +208,9 @@ mod tests {
                 "annotations":{"run.googleapis.com/binary-authorization":"projects/p/platforms/cloudRun/policies/strict"}}}"#,
         )
         .unwrap();
-        let b = s
-            .into_workload("p", Kind::Service)
-            .unwrap()
-            .binauthz
-            .unwrap();
+        let b = s.into_workload("p", Kind::Service).unwrap().binauthz.unwrap();
         assert!(!b.use_default);
-        assert_eq!(
-            b.policy.as_deref(),
-            Some("projects/p/platforms/cloudRun/policies/strict")
-        );
+        assert_eq!(b.policy.as_deref(), Some("projects/p/platforms/cloudRun/policies/strict"));
     }
 
     #[test]

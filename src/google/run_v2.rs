@@ -87,15 +87,10 @@ impl Containers for ExecutionTemplate {
 
 impl<T: Containers> Resource<T> {
     pub fn into_workload(self, project: &str, kind: Kind) -> Result<Workload, String> {
-        let (location, name) = location_and_name(&self.name)
-            .ok_or_else(|| format!("{kind} with malformed name {:?}", self.name))?;
-        let images: Vec<String> = self
-            .template
-            .containers()
-            .iter()
-            .map(|c| c.image.clone())
-            .filter(|i| !i.is_empty())
-            .collect();
+        let (location, name) =
+            location_and_name(&self.name).ok_or_else(|| format!("{kind} with malformed name {:?}", self.name))?;
+        let images: Vec<String> =
+            self.template.containers().iter().map(|c| c.image.clone()).filter(|i| !i.is_empty()).collect();
         let function = self.build_config.as_ref().map(|build| {
             let built_image = non_empty(build.image_uri.clone());
             FunctionOrigin::RunAdmin {
@@ -103,9 +98,7 @@ impl<T: Containers> Resource<T> {
                     .iter()
                     .chain(images.iter())
                     .find_map(|i| artifact_registry_repository(i))
-                    .unwrap_or_else(|| {
-                        format!("{location}-docker.pkg.dev/{project}/cloud-run-source-deploy")
-                    }),
+                    .unwrap_or_else(|| format!("{location}-docker.pkg.dev/{project}/cloud-run-source-deploy")),
             }
         });
         Ok(Workload {
@@ -113,10 +106,7 @@ impl<T: Containers> Resource<T> {
             location: location.to_owned(),
             kind,
             name: name.to_owned(),
-            managed_by_functions: self
-                .labels
-                .get("goog-managed-by")
-                .is_some_and(|v| v == "cloudfunctions"),
+            managed_by_functions: self.labels.get("goog-managed-by").is_some_and(|v| v == "cloudfunctions"),
             binauthz: self.binary_authorization.map(BinauthzSetting::from),
             images,
             last_modifier: non_empty(self.last_modifier).or(non_empty(self.creator)),
@@ -168,17 +158,8 @@ mod tests {
         )
         .unwrap();
         let w = s.into_workload("p", Kind::Service).unwrap();
-        assert_eq!(
-            (w.location.as_str(), w.name.as_str()),
-            ("us-central1", "api")
-        );
-        assert_eq!(
-            w.binauthz,
-            Some(BinauthzSetting {
-                use_default: true,
-                ..Default::default()
-            })
-        );
+        assert_eq!((w.location.as_str(), w.name.as_str()), ("us-central1", "api"));
+        assert_eq!(w.binauthz, Some(BinauthzSetting { use_default: true, ..Default::default() }));
         assert_eq!(w.images, vec!["us-docker.pkg.dev/p/r/api:v1"]);
         assert_eq!(w.last_modifier.as_deref(), Some("dev@example.com"));
         assert_eq!(w.function, None);
@@ -212,10 +193,6 @@ mod tests {
     #[test]
     fn a_malformed_name_is_an_error_not_a_workload() {
         let s: Service = serde_json::from_str(r#"{"name":"api"}"#).unwrap();
-        assert!(
-            s.into_workload("p", Kind::Service)
-                .unwrap_err()
-                .contains("malformed name")
-        );
+        assert!(s.into_workload("p", Kind::Service).unwrap_err().contains("malformed name"));
     }
 }

@@ -32,9 +32,11 @@ pub struct Detail {
 impl RpcStatus {
     /// Parses an error body; `None` when it is not one (an HTML page, a proxy's text...).
     pub fn parse(body: &[u8]) -> Option<RpcStatus> {
-        serde_json::from_slice::<Envelope>(body)
-            .ok()
-            .map(|e| e.error)
+        // serde would also read a struct from an array (`[{...}]`): only an object is an envelope.
+        if !is_json_object(body) {
+            return None;
+        }
+        serde_json::from_slice::<Envelope>(body).ok().map(|e| e.error)
     }
 
     pub fn reason(&self) -> Option<&str> {
@@ -42,14 +44,16 @@ impl RpcStatus {
     }
 
     pub fn retry_delay(&self) -> Option<Duration> {
-        self.details
-            .iter()
-            .find_map(|d| d.retry_delay.as_deref().and_then(parse_proto_duration))
+        self.details.iter().find_map(|d| d.retry_delay.as_deref().and_then(parse_proto_duration))
     }
 
     pub fn is_service_disabled(&self) -> bool {
         self.reason() == Some("SERVICE_DISABLED")
     }
+}
+
+pub fn is_json_object(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// `"3s"`, `"1.500s"` -> Duration. Negative or absurd values are refused.
@@ -70,6 +74,11 @@ mod tests {
         let status = RpcStatus::parse(body).expect("an error body");
         assert!(status.is_service_disabled());
         assert_eq!(status.retry_delay(), Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn a_list_of_resources_is_not_an_error_body() {
+        assert_eq!(RpcStatus::parse(br#"[{"metadata":{"name":"x"}}]"#), None);
     }
 
     #[test]

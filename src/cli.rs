@@ -1,0 +1,121 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::audit::run_cycle;
+use crate::collect::Source;
+use crate::config::Config;
+use crate::daemon::{self, unix_now};
+use crate::logging::{self, LogFormat};
+use crate::metrics::{Metrics, SharedState};
+use crate::report::Report;
+use crate::state::Published;
+
+#[derive(Debug, Parser)]
+#[command(name = "binauthz-auditor", version, about = "Audits Cloud Run workloads for Binary Authorization")]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Auto, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run as a daemon: audit on the schedule and serve /metrics and /report.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Audit once and print the report. Exit 0: complete and compliant; 1: violations; 2: incomplete.
+    Audit {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Also exit 1 for project-level findings (permissive or dry-run policy, broad allowlist).
+        #[arg(long)]
+        fail_on_findings: bool,
+    },
+    /// Validate the configuration (and the credentials file it names), then exit.
+    CheckConfig {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Exit code for configuration and start-up errors of `audit` (2 is "incomplete").
+const EXIT_FAILED: u8 = 2;
+
+pub async fn run(cli: Cli) -> ExitCode {
+    logging::init(cli.log_format);
+    match cli.command {
+        Command::Run { config } => match daemon::run(&config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Audit { config, format, fail_on_findings } => audit(&config, format, fail_on_findings).await,
+        Command::CheckConfig { config } => check_config(&config),
+    }
+}
+
+async fn audit(path: &std::path::Path, format: Format, fail_on_findings: bool) -> ExitCode {
+    let prepared = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
+        let metrics = Metrics::new(std::sync::Arc::new(SharedState::default()));
+        Source::from_config(&config, metrics.api_requests.clone()).map(|source| (config, source))
+    });
+    let (config, source) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let outcome = run_cycle(&source, &config.rules, &config.scope.projects, config.gcp.concurrency).await;
+    let report = Report::from_published(&Published::default().merge(outcome, unix_now()));
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(&report).expect("the report serialises") + "\n",
+        Format::Table => report.to_table(),
+    };
+    // A closed pipe (`| head`) is the reader's choice, not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+    ExitCode::from(report.exit_code(fail_on_findings))
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let checked = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
+        let metrics = Metrics::new(std::sync::Arc::new(SharedState::default()));
+        Source::from_config(&config, metrics.api_requests.clone()).map(|_| config)
+    });
+    match checked {
+        Ok(config) => {
+            println!(
+                "{}: ok ({} projects{}, kinds {}, schedule {:?}, listen {})",
+                path.display(),
+                config.scope.projects.len(),
+                config.scope.project_query.as_ref().map(|q| format!(" + query {q:?}")).unwrap_or_default(),
+                config.scope.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","),
+                config.schedule.to_string(),
+                config.server.listen
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

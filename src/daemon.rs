@@ -1,0 +1,218 @@
+//! The long-running service: scheduled cycles, HTTP serving, reload on SIGHUP, clean stop on
+//! SIGTERM, and systemd readiness/watchdog notifications.
+
+use std::future::pending;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::Utc;
+use sd_notify::NotifyState;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::audit::{AuditOutcome, run_cycle};
+use crate::collect::Source;
+use crate::config::Config;
+use crate::error::AppError;
+use crate::metrics::{Metrics, SharedState};
+use crate::report::Report;
+use crate::server::{AppState, router};
+use crate::signals::{Event, Signals};
+
+/// How long a stopping daemon waits for open HTTP connections.
+const SERVER_DRAIN: Duration = Duration::from_secs(3);
+
+pub fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Everything a cycle needs, rebuilt on reload; a running cycle keeps the one it started with.
+struct Generation {
+    config: Config,
+    source: Arc<Source>,
+}
+
+impl Generation {
+    fn load(path: &Path, metrics: &Metrics) -> Result<Generation, AppError> {
+        let config = Config::load(path)?;
+        let source = Source::from_config(&config, metrics.api_requests.clone()).map_err(AppError::Credentials)?;
+        Ok(Generation { config, source: Arc::new(source) })
+    }
+
+    fn spawn_cycle(&self) -> JoinHandle<AuditOutcome> {
+        let source = Arc::clone(&self.source);
+        let rules = self.config.rules.clone();
+        let projects = self.config.scope.projects.clone();
+        let concurrency = self.config.gcp.concurrency;
+        tokio::spawn(async move { run_cycle(&source, &rules, &projects, concurrency).await })
+    }
+}
+
+pub async fn run(config_path: &Path) -> Result<(), AppError> {
+    let state = Arc::new(SharedState::default());
+    let metrics = Arc::new(Metrics::new(Arc::clone(&state)));
+    let mut current = Generation::load(config_path, &metrics)?;
+    record_reload(&metrics, true);
+    let mut signals = Signals::new().map_err(AppError::Signals)?;
+
+    let listen = current.config.server.listen;
+    let listener = TcpListener::bind(listen).await.map_err(|source| AppError::Bind { addr: listen, source })?;
+    if !listen.ip().is_loopback() {
+        tracing::warn!(%listen, "serving metrics and the report on a non-loopback address without TLS or authentication");
+    }
+    let (stop_server, server_stopped) = watch::channel(false);
+    let app = router(AppState { metrics: Arc::clone(&metrics), state: Arc::clone(&state) });
+    let server = tokio::spawn(async move {
+        let mut stopped = server_stopped;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    tracing::info!(%listen, schedule = %current.config.schedule, config = %config_path.display(), "binauthz-auditor started");
+    notify(&[NotifyState::Ready, NotifyState::Status("waiting for the first audit cycle")]);
+
+    let mut watchdog = watchdog_interval();
+    let mut cycle: Option<JoinHandle<AuditOutcome>> = current.config.run_on_start.then(|| current.spawn_cycle());
+    let mut last_fire = Utc::now();
+    loop {
+        let next_fire = current.config.schedule.next_after(last_fire.max(Utc::now()));
+        let until_next =
+            next_fire.map_or(Duration::from_secs(86_400), |t| (t - Utc::now()).to_std().unwrap_or_default());
+        tokio::select! {
+            event = signals.next() => match event {
+                Event::Shutdown => break,
+                Event::Reload => reload(config_path, &metrics, &mut current),
+            },
+            finished = finished(&mut cycle) => {
+                cycle = None;
+                match finished {
+                    Ok(outcome) => publish(&state, &metrics, outcome),
+                    Err(e) => {
+                        metrics.cycles.with_label_values(&["failed"]).inc();
+                        tracing::error!(error = %e, "audit cycle crashed; keeping the last published results");
+                    }
+                }
+            }
+            _ = tokio::time::sleep(until_next) => {
+                last_fire = next_fire.unwrap_or_else(Utc::now);
+                if cycle.is_some() {
+                    metrics.cycles.with_label_values(&["skipped"]).inc();
+                    tracing::warn!("the previous audit cycle is still running; skipping this one");
+                } else {
+                    cycle = Some(current.spawn_cycle());
+                }
+            }
+            _ = tick(&mut watchdog) => notify(&[NotifyState::Watchdog]),
+        }
+    }
+
+    tracing::info!("stopping");
+    notify(&[NotifyState::Stopping]);
+    if let Some(running) = cycle {
+        running.abort();
+    }
+    let _ = stop_server.send(true);
+    if tokio::time::timeout(SERVER_DRAIN, server).await.is_err() {
+        tracing::warn!("HTTP connections still open after {SERVER_DRAIN:?}; closing them");
+    }
+    Ok(())
+}
+
+async fn finished(cycle: &mut Option<JoinHandle<AuditOutcome>>) -> Result<AuditOutcome, tokio::task::JoinError> {
+    match cycle {
+        Some(handle) => handle.await,
+        None => pending().await,
+    }
+}
+
+fn publish(state: &SharedState, metrics: &Metrics, outcome: AuditOutcome) {
+    let published = state.load().merge(outcome, unix_now());
+    let report = Report::from_published(&published);
+    let s = &report.summary;
+    let result = if report.complete {
+        "success"
+    } else if published.discovery_error.is_some() && published.projects.is_empty() {
+        "failed"
+    } else {
+        "incomplete"
+    };
+    metrics.cycles.with_label_values(&[result]).inc();
+    tracing::info!(
+        result,
+        projects = s.projects,
+        projects_incomplete = s.projects_incomplete,
+        resources = s.resources,
+        non_compliant = s.non_compliant,
+        unknown = s.unknown,
+        findings = s.findings,
+        duration_s = published.last_duration.unwrap_or_default(),
+        "audit cycle finished"
+    );
+    for p in report.projects.iter().filter(|p| !p.ok) {
+        tracing::warn!(project = %p.project, error = p.error.as_deref().unwrap_or(""), "project audit incomplete");
+    }
+    if let Some(e) = &published.discovery_error {
+        tracing::warn!(error = %e, "project discovery failed");
+    }
+    let status = format!(
+        "last cycle {result}: {} resources, {} non-compliant, {} unknown, {}/{} projects complete",
+        s.resources,
+        s.non_compliant,
+        s.unknown,
+        s.projects - s.projects_incomplete,
+        s.projects
+    );
+    state.store(published);
+    notify(&[NotifyState::Status(&status)]);
+}
+
+fn reload(path: &Path, metrics: &Metrics, current: &mut Generation) {
+    match Generation::load(path, metrics) {
+        Ok(next) => {
+            if next.config.server.listen != current.config.server.listen {
+                tracing::warn!(
+                    old = %current.config.server.listen,
+                    new = %next.config.server.listen,
+                    "server.listen changes take effect on restart"
+                );
+            }
+            *current = next;
+            record_reload(metrics, true);
+            tracing::info!(config = %path.display(), "configuration reloaded");
+        }
+        Err(e) => {
+            record_reload(metrics, false);
+            tracing::error!(error = %e, "configuration reload failed; keeping the previous configuration");
+        }
+    }
+}
+
+fn record_reload(metrics: &Metrics, ok: bool) {
+    metrics.config_reload_successful.set(i64::from(ok));
+    if ok {
+        metrics.config_reload_timestamp.set(unix_now() as i64);
+    }
+}
+
+fn notify(states: &[NotifyState<'_>]) {
+    // Outside systemd NOTIFY_SOCKET is unset and this is a no-op.
+    let _ = sd_notify::notify(states);
+}
+
+/// Pings at half the watchdog period, when systemd asked for a watchdog.
+fn watchdog_interval() -> Option<tokio::time::Interval> {
+    sd_notify::watchdog_enabled().map(|period| tokio::time::interval(period / 2))
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => pending().await,
+    }
+}

@@ -1,0 +1,301 @@
+//! Prometheus metrics. Audit results are rendered at scrape time from the latest published
+//! state by a custom collector, so a workload that disappears takes its series with it.
+
+use std::sync::{Arc, RwLock};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::evaluate::Compliance;
+use crate::state::Published;
+
+/// What scrapes read and cycles replace.
+#[derive(Default)]
+pub struct SharedState(RwLock<Arc<Published>>);
+
+impl SharedState {
+    pub fn load(&self) -> Arc<Published> {
+        Arc::clone(&self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    pub fn store(&self, published: Published) {
+        *self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(published);
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub api_requests: IntCounterVec,
+    pub cycles: IntCounterVec,
+    pub config_reload_successful: IntGauge,
+    pub config_reload_timestamp: IntGauge,
+}
+
+const CACHED: &str = "Cached: from the last completed audit cycle.";
+
+impl Metrics {
+    pub fn new(state: Arc<SharedState>) -> Metrics {
+        let registry = Registry::new();
+        let api_requests = IntCounterVec::new(
+            Opts::new(
+                "binauthz_api_requests_total",
+                "Google API requests made, by API and HTTP status code (or timeout/transport/auth).",
+            ),
+            &["api", "code"],
+        )
+        .expect("valid metric");
+        let cycles = IntCounterVec::new(
+            Opts::new("binauthz_audit_cycles_total", "Audit cycles by result: success, incomplete, failed, or skipped (the previous cycle was still running)."),
+            &["result"],
+        )
+        .expect("valid metric");
+        let build_info =
+            IntGaugeVec::new(Opts::new("binauthz_build_info", "Build information; always 1."), &["version"])
+                .expect("valid metric");
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let config_reload_successful = IntGauge::new(
+            "binauthz_config_last_reload_successful",
+            "Whether the last configuration (re)load succeeded.",
+        )
+        .expect("valid metric");
+        let config_reload_timestamp = IntGauge::new(
+            "binauthz_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration (re)load.",
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(api_requests.clone()) as Box<dyn Collector>,
+            Box::new(cycles.clone()),
+            Box::new(build_info),
+            Box::new(config_reload_successful.clone()),
+            Box::new(config_reload_timestamp.clone()),
+            Box::new(AuditCollector::new(state)),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        Metrics { registry, api_requests, cycles, config_reload_successful, config_reload_timestamp }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("encoding to memory cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+}
+
+const RESOURCE_COMPLIANT: Family = Family {
+    name: "binauthz_resource_compliant",
+    help: "1 if the workload is protected by Binary Authorization, 0 if not; absent when unknown.",
+    labels: &["project", "location", "kind", "name"],
+};
+const RESOURCE_VIOLATION: Family = Family {
+    name: "binauthz_resource_violation",
+    help: "1 for each reason a workload is not protected.",
+    labels: &["project", "location", "kind", "name", "reason"],
+};
+const RESOURCE_UNKNOWN: Family = Family {
+    name: "binauthz_resource_unknown",
+    help: "1 for a workload whose compliance could not be decided (e.g. the policy was unreadable).",
+    labels: &["project", "location", "kind", "name"],
+};
+const PROJECT_FINDING: Family = Family {
+    name: "binauthz_project_finding",
+    help: "1 for each problem with a project's Binary Authorization policy.",
+    labels: &["project", "reason"],
+};
+const ALLOWLIST_ENTRY: Family = Family {
+    name: "binauthz_policy_allowlist_entry_present",
+    help: "1 if the policy exempts a build repository that functions need, 0 if it does not.",
+    labels: &["project", "location", "repository"],
+};
+const POLICY_INFO: Family = Family {
+    name: "binauthz_policy_info",
+    help: "The project's default admission rule; always 1.",
+    labels: &["project", "evaluation_mode", "enforcement_mode", "global_policy_evaluation_mode"],
+};
+const PROJECT_UP: Family = Family {
+    name: "binauthz_project_up",
+    help: "1 if the latest audit of the project was complete, 0 if its series are last-known values.",
+    labels: &["project"],
+};
+const PROJECT_API_DISABLED: Family = Family {
+    name: "binauthz_project_api_disabled",
+    help: "1 for each API not enabled in a project (nothing of that kind can exist there).",
+    labels: &["project", "api"],
+};
+const PROJECT_LAST_SUCCESS: Family = Family {
+    name: "binauthz_project_last_success_timestamp_seconds",
+    help: "Unix time of the last complete audit of the project.",
+    labels: &["project"],
+};
+const AUDIT_LAST_SUCCESS: Family = Family {
+    name: "binauthz_audit_last_success_timestamp_seconds",
+    help: "Unix time at which the last audit cycle that could enumerate its projects finished.",
+    labels: &[],
+};
+const AUDIT_DURATION: Family =
+    Family { name: "binauthz_audit_duration_seconds", help: "Wall time of the last audit cycle.", labels: &[] };
+
+const FAMILIES: [&Family; 11] = [
+    &RESOURCE_COMPLIANT,
+    &RESOURCE_VIOLATION,
+    &RESOURCE_UNKNOWN,
+    &PROJECT_FINDING,
+    &ALLOWLIST_ENTRY,
+    &POLICY_INFO,
+    &PROJECT_UP,
+    &PROJECT_API_DISABLED,
+    &PROJECT_LAST_SUCCESS,
+    &AUDIT_LAST_SUCCESS,
+    &AUDIT_DURATION,
+];
+
+struct AuditCollector {
+    state: Arc<SharedState>,
+    descs: Vec<Desc>,
+}
+
+impl AuditCollector {
+    fn new(state: Arc<SharedState>) -> Self {
+        let descs = FAMILIES
+            .iter()
+            .map(|f| {
+                Desc::new(
+                    f.name.into(),
+                    format!("{} {CACHED}", f.help),
+                    f.labels.iter().map(|l| l.to_string()).collect(),
+                    Default::default(),
+                )
+                .expect("valid descriptor")
+            })
+            .collect();
+        AuditCollector { state, descs }
+    }
+}
+
+/// Builds one family's samples.
+struct Samples {
+    family: &'static Family,
+    metrics: Vec<Metric>,
+}
+
+impl Samples {
+    fn new(family: &'static Family) -> Self {
+        Samples { family, metrics: Vec::new() }
+    }
+
+    fn push(&mut self, values: &[&str], value: f64) {
+        debug_assert_eq!(values.len(), self.family.labels.len());
+        let labels = self
+            .family
+            .labels
+            .iter()
+            .zip(values)
+            .map(|(name, value)| {
+                let mut pair = LabelPair::default();
+                pair.set_name(name.to_string());
+                pair.set_value(value.to_string());
+                pair
+            })
+            .collect();
+        let mut gauge = Gauge::default();
+        gauge.set_value(value);
+        let mut metric = Metric::default();
+        metric.set_label(labels);
+        metric.set_gauge(gauge);
+        self.metrics.push(metric);
+    }
+
+    fn into_family(self) -> MetricFamily {
+        let mut mf = MetricFamily::default();
+        mf.set_name(self.family.name.into());
+        mf.set_help(format!("{} {CACHED}", self.family.help));
+        mf.set_field_type(MetricType::GAUGE);
+        mf.set_metric(self.metrics);
+        mf
+    }
+}
+
+impl Collector for AuditCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let published = self.state.load();
+        let mut compliant = Samples::new(&RESOURCE_COMPLIANT);
+        let mut violation = Samples::new(&RESOURCE_VIOLATION);
+        let mut unknown = Samples::new(&RESOURCE_UNKNOWN);
+        let mut finding = Samples::new(&PROJECT_FINDING);
+        let mut allowlist = Samples::new(&ALLOWLIST_ENTRY);
+        let mut policy_info = Samples::new(&POLICY_INFO);
+        let mut up = Samples::new(&PROJECT_UP);
+        let mut api_disabled = Samples::new(&PROJECT_API_DISABLED);
+        let mut project_success = Samples::new(&PROJECT_LAST_SUCCESS);
+        let mut audit_success = Samples::new(&AUDIT_LAST_SUCCESS);
+        let mut duration = Samples::new(&AUDIT_DURATION);
+
+        for (project, state) in &published.projects {
+            let v = &state.shown;
+            up.push(&[project], if state.up { 1.0 } else { 0.0 });
+            if let Some(t) = state.last_success {
+                project_success.push(&[project], t);
+            }
+            for f in &v.findings {
+                finding.push(&[project, f.as_str()], 1.0);
+            }
+            for api in &v.disabled_apis {
+                api_disabled.push(&[project, api.as_str()], 1.0);
+            }
+            if let Some(p) = &v.policy {
+                policy_info
+                    .push(&[project, &p.evaluation_mode, &p.enforcement_mode, &p.global_policy_evaluation_mode], 1.0);
+            }
+            for e in &v.allowlist {
+                allowlist.push(&[project, &e.location, &e.repository], if e.present { 1.0 } else { 0.0 });
+            }
+            for r in &v.resources {
+                let ids = [project.as_str(), &r.location, r.kind.as_str(), &r.name];
+                match r.compliance {
+                    Compliance::Compliant => compliant.push(&ids, 1.0),
+                    Compliance::NonCompliant => compliant.push(&ids, 0.0),
+                    Compliance::Unknown => unknown.push(&ids, 1.0),
+                }
+                for reason in &r.violations {
+                    violation.push(&[ids[0], ids[1], ids[2], ids[3], reason.as_str()], 1.0);
+                }
+            }
+        }
+        if let Some(t) = published.last_success {
+            audit_success.push(&[], t);
+        }
+        if let Some(d) = published.last_duration {
+            duration.push(&[], d);
+        }
+        [
+            compliant,
+            violation,
+            unknown,
+            finding,
+            allowlist,
+            policy_info,
+            up,
+            api_disabled,
+            project_success,
+            audit_success,
+            duration,
+        ]
+        .into_iter()
+        .filter(|s| !s.metrics.is_empty())
+        .map(Samples::into_family)
+        .collect()
+    }
+}

@@ -1,0 +1,268 @@
+//! The audit report: JSON for machines, a table for people.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::evaluate::{AllowlistEntry, Compliance, Finding, ResourceVerdict, Violation};
+use crate::inventory::{Api, Kind, Policy};
+use crate::state::Published;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Every project in scope was read in full by the latest cycle.
+    pub complete: bool,
+    pub generated_at: Option<String>,
+    /// Project discovery failed: projects it would have found are missing.
+    pub error: Option<String>,
+    pub summary: Summary,
+    pub projects: Vec<ProjectReport>,
+    pub resources: Vec<ResourceReport>,
+}
+
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub projects: usize,
+    pub projects_incomplete: usize,
+    pub resources: usize,
+    pub compliant: usize,
+    pub non_compliant: usize,
+    pub unknown: usize,
+    pub findings: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProjectReport {
+    pub project: String,
+    /// The latest audit of this project was complete.
+    pub ok: bool,
+    pub error: Option<String>,
+    pub findings: Vec<Finding>,
+    pub policy: Option<Policy>,
+    pub disabled_apis: Vec<Api>,
+    pub allowlist: Vec<AllowlistEntry>,
+    pub last_success: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResourceReport {
+    pub project: String,
+    pub location: String,
+    pub kind: Kind,
+    pub name: String,
+    /// A function deployed through the Cloud Run Admin API is listed as a service.
+    pub function: bool,
+    /// `null` when compliance could not be decided.
+    pub compliant: Option<bool>,
+    pub status: Compliance,
+    pub violations: Vec<Violation>,
+    pub unknown_reason: Option<String>,
+    pub image: Option<String>,
+    pub last_modifier: Option<String>,
+    pub remediation: Option<String>,
+}
+
+impl ResourceReport {
+    fn new(project: &str, r: &ResourceVerdict) -> Self {
+        ResourceReport {
+            project: project.to_owned(),
+            location: r.location.clone(),
+            kind: r.kind,
+            name: r.name.clone(),
+            function: r.is_function,
+            compliant: match r.compliance {
+                Compliance::Compliant => Some(true),
+                Compliance::NonCompliant => Some(false),
+                Compliance::Unknown => None,
+            },
+            status: r.compliance,
+            violations: r.violations.clone(),
+            unknown_reason: r.unknown_reason.clone(),
+            image: r.image.clone(),
+            last_modifier: r.last_modifier.clone(),
+            remediation: r.remediation.clone(),
+        }
+    }
+}
+
+fn timestamp(unix: f64) -> Option<String> {
+    DateTime::<Utc>::from_timestamp_millis((unix * 1000.0) as i64).map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+impl Report {
+    pub fn from_published(published: &Published) -> Report {
+        let mut summary = Summary::default();
+        let mut projects = Vec::new();
+        let mut resources = Vec::new();
+        for (name, state) in &published.projects {
+            let v = &state.shown;
+            summary.projects += 1;
+            summary.projects_incomplete += usize::from(!state.up);
+            summary.findings += v.findings.len();
+            for r in &v.resources {
+                summary.resources += 1;
+                match r.compliance {
+                    Compliance::Compliant => summary.compliant += 1,
+                    Compliance::NonCompliant => summary.non_compliant += 1,
+                    Compliance::Unknown => summary.unknown += 1,
+                }
+                resources.push(ResourceReport::new(name, r));
+            }
+            projects.push(ProjectReport {
+                project: name.clone(),
+                ok: state.up,
+                error: state.error.clone(),
+                findings: v.findings.clone(),
+                policy: v.policy.clone(),
+                disabled_apis: v.disabled_apis.clone(),
+                allowlist: v.allowlist.clone(),
+                last_success: state.last_success.and_then(timestamp),
+            });
+        }
+        Report {
+            complete: published.complete(),
+            generated_at: published.generated_at.and_then(timestamp),
+            error: published.discovery_error.clone(),
+            summary,
+            projects,
+            resources,
+        }
+    }
+
+    /// `audit`'s exit code: 0 complete and compliant, 1 complete with violations (and, when
+    /// asked, project findings), 2 incomplete.
+    pub fn exit_code(&self, fail_on_findings: bool) -> u8 {
+        if !self.complete {
+            2
+        } else if self.summary.non_compliant > 0 || (fail_on_findings && self.summary.findings > 0) {
+            1
+        } else {
+            0
+        }
+    }
+
+    pub fn to_table(&self) -> String {
+        let mut rows: Vec<[String; 6]> = vec![[
+            "PROJECT".into(),
+            "LOCATION".into(),
+            "KIND".into(),
+            "NAME".into(),
+            "STATUS".into(),
+            "VIOLATIONS".into(),
+        ]];
+        let mut ordered: Vec<&ResourceReport> = self.resources.iter().collect();
+        ordered.sort_by_key(|r| (r.status != Compliance::NonCompliant, r.status != Compliance::Unknown));
+        for r in &ordered {
+            let kind =
+                if r.function && r.kind == Kind::Service { "service (function)".into() } else { r.kind.to_string() };
+            rows.push([
+                r.project.clone(),
+                r.location.clone(),
+                kind,
+                r.name.clone(),
+                match r.status {
+                    Compliance::Compliant => "ok".into(),
+                    Compliance::NonCompliant => "VIOLATION".into(),
+                    Compliance::Unknown => "unknown".into(),
+                },
+                r.violations.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(","),
+            ]);
+        }
+        let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+        let mut out = String::new();
+        for (i, row) in rows.iter().enumerate() {
+            let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+            let _ = writeln!(out, "{}", line.join("  ").trim_end());
+            let detail = i.checked_sub(1).map(|j| ordered[j]);
+            if let Some(r) = detail {
+                if let Some(fix) = &r.remediation {
+                    let _ = writeln!(out, "    fix: {fix}");
+                }
+                if let Some(why) = &r.unknown_reason {
+                    let _ = writeln!(out, "    unknown: {why}");
+                }
+            }
+        }
+        out.push('\n');
+        for p in &self.projects {
+            let mut notes = Vec::new();
+            if !p.findings.is_empty() {
+                notes
+                    .push(format!("findings: {}", p.findings.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(",")));
+            }
+            if !p.disabled_apis.is_empty() {
+                notes.push(format!(
+                    "APIs not enabled: {}",
+                    p.disabled_apis.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(",")
+                ));
+            }
+            for entry in p.allowlist.iter().filter(|e| !e.present) {
+                notes.push(format!("allowlist lacks {}/**", entry.repository));
+            }
+            let status = match &p.error {
+                Some(e) if !p.ok => format!("INCOMPLETE ({e})"),
+                _ => "ok".into(),
+            };
+            let _ = writeln!(out, "project {}: {status}{}", p.project, prefixed("; ", &notes.join("; ")));
+        }
+        if let Some(e) = &self.error {
+            let _ = writeln!(out, "project discovery failed: {e}");
+        }
+        let s = &self.summary;
+        let _ = writeln!(
+            out,
+            "{} resources: {} compliant, {} non-compliant, {} unknown; {} projects, {} incomplete, {} findings; audit {}",
+            s.resources,
+            s.compliant,
+            s.non_compliant,
+            s.unknown,
+            s.projects,
+            s.projects_incomplete,
+            s.findings,
+            if self.complete { "complete" } else { "INCOMPLETE" }
+        );
+        out
+    }
+}
+
+fn prefixed(prefix: &str, s: &str) -> String {
+    if s.is_empty() { String::new() } else { format!("{prefix}{s}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::audit::AuditOutcome;
+    use crate::evaluate::tests::verdict;
+
+    fn published(projects: Vec<crate::evaluate::ProjectVerdict>) -> Published {
+        Published::default().merge(AuditOutcome { projects, discovery_error: None, duration: Duration::ZERO }, 1.0)
+    }
+
+    #[test]
+    fn exit_codes_follow_completeness_then_violations() {
+        let clean = Report::from_published(&published(vec![verdict("a", true, 2)]));
+        assert_eq!(clean.exit_code(false), 0);
+        assert_eq!(clean.summary.compliant, 2);
+        let incomplete = Report::from_published(&published(vec![verdict("a", true, 2), verdict("b", false, 0)]));
+        assert!(!incomplete.complete);
+        assert_eq!(incomplete.exit_code(false), 2);
+        assert!(!incomplete.projects[1].ok);
+    }
+
+    #[test]
+    fn nothing_audited_yet_is_not_complete() {
+        assert!(!Report::from_published(&Published::default()).complete);
+    }
+
+    #[test]
+    fn the_table_lists_every_resource_and_a_summary() {
+        let table = Report::from_published(&published(vec![verdict("a", true, 2)])).to_table();
+        assert!(table.starts_with("PROJECT"));
+        assert_eq!(table.matches("svc").count(), 2);
+        assert!(table.contains("2 resources: 2 compliant"), "{table}");
+    }
+}
