@@ -1,0 +1,354 @@
+//! `audit` against the fake Google: the real binary, real HTTP, real OAuth.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::fake_google::{FakeGoogle, Fault, World};
+use support::resources::*;
+use support::run::{audit_json, gcp_config, run_cli};
+
+const REGION: &str = "us-central1";
+
+fn resource<'a>(report: &'a Value, project: &str, kind: &str, name: &str) -> &'a Value {
+    report["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["project"] == project && r["kind"] == kind && r["name"] == name)
+        .unwrap_or_else(|| panic!("{project}/{kind}/{name} missing from {report:#}"))
+}
+
+fn violations(report: &Value, project: &str, kind: &str, name: &str) -> Vec<String> {
+    resource(report, project, kind, name)["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn project<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["projects"].as_array().unwrap().iter().find(|p| p["project"] == name).unwrap()
+}
+
+/// A clean project with one workload of every kind.
+fn compliant_project(world: &mut World, id: &str) {
+    let patterns = function_patterns(id, REGION);
+    let p = world.project(id);
+    p.policy = Some(enforcing_policy(id, &patterns.iter().map(String::as_str).collect::<Vec<_>>()));
+    p.services =
+        vec![service(id, REGION, "web"), service(id, "europe-west1", "api"), backing_service(id, REGION, "hook")];
+    p.jobs = vec![job(id, REGION, "etl")];
+    p.worker_pools = vec![worker_pool(id, REGION, "consumer")];
+    p.functions = vec![function(id, REGION, "hook")];
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compliant_estate_is_complete_and_exits_zero() {
+    let mut world = World { page_size: 1, ..World::default() };
+    compliant_project(&mut world, "alpha-prod");
+    compliant_project(&mut world, "beta-prod");
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = gcp_config(dir.path(), &fake, &["alpha-prod", "beta-prod"], "", "");
+
+    let (code, report, stderr) = audit_json(&config).await;
+
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    assert_eq!(report["complete"], true);
+    // Per project: two services, a job, a worker pool and a function (its service is not counted).
+    assert_eq!(report["summary"]["resources"], 10, "{report:#}");
+    assert_eq!(report["summary"]["compliant"], 10);
+    let hook = resource(&report, "alpha-prod", "function", "hook");
+    assert_eq!(hook["compliant"], true);
+    assert!(
+        !report["resources"].as_array().unwrap().iter().any(|r| r["kind"] == "service" && r["name"] == "hook"),
+        "a function's backing service is reported through the function only"
+    );
+    let requests = fake.requests();
+    assert!(requests.iter().any(|r| r.query.iter().any(|(k, _)| k == "pageToken")), "paging was exercised");
+    assert!(requests.iter().all(|r| !r.path.contains("/locations/-/services")), "Run v2 is listed per region");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_violation_is_reported_with_its_fix_and_exits_one() {
+    let id = "gamma-prod";
+    let mut world = World::default();
+    let p = world.project(id);
+    // Functions in us-central1 are exempted; a function in europe-west1 is not.
+    p.policy = Some(enforcing_policy(
+        id,
+        &[
+            &format!("{REGION}-docker.pkg.dev/{id}/gcf-artifacts/**"),
+            &format!("{REGION}-docker.pkg.dev/{id}/cloud-run-source-deploy/**"),
+        ],
+    ));
+    p.services = vec![
+        service(id, REGION, "ok"),
+        set(service(id, REGION, "open"), "/binaryAuthorization", Value::Null),
+        set(service(id, REGION, "off"), "/binaryAuthorization", json!({"useDefault": false})),
+        set(
+            service(id, REGION, "named"),
+            "/binaryAuthorization",
+            json!({"policy": "projects/sec/platforms/cloudRun/policies/p"}),
+        ),
+        set(service(id, REGION, "glass"), "/binaryAuthorization/breakglassJustification", json!("INC-1")),
+        set(
+            service(id, REGION, "source"),
+            "/template/containers/0/image",
+            json!(format!("{REGION}-docker.pkg.dev/{id}/cloud-run-source-deploy/source:latest")),
+        ),
+        set(
+            set(service(id, "europe-west1", "runfn"), "/buildConfig", json!({"functionTarget": "handle"})),
+            "/template/containers/0/image",
+            json!(format!("europe-west1-docker.pkg.dev/{id}/cloud-run-source-deploy/runfn@sha256:{}", "b".repeat(64))),
+        ),
+        set(backing_service(id, REGION, "hook"), "/binaryAuthorization", Value::Null),
+    ];
+    p.jobs = vec![set(job(id, REGION, "batch"), "/binaryAuthorization", Value::Null)];
+    p.worker_pools =
+        vec![set(worker_pool(id, REGION, "pool"), "/binaryAuthorization/breakglassJustification", json!("x"))];
+    p.functions = vec![
+        function(id, REGION, "hook"),
+        function(id, "europe-west1", "faraway"),
+        set(function(id, REGION, "nopolicy"), "/serviceConfig/binaryAuthorizationPolicy", Value::Null),
+        set(set(function(id, REGION, "old"), "/environment", json!("GEN_1")), "/serviceConfig/service", Value::Null),
+    ];
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = gcp_config(dir.path(), &fake, &[id], "", "");
+
+    let (code, report, stderr) = audit_json(&config).await;
+
+    assert_eq!(code, 1, "{stderr}\n{report:#}");
+    assert_eq!(report["complete"], true);
+    let expect = [
+        ("service", "ok", vec![]),
+        ("service", "open", vec!["binauthz_disabled"]),
+        ("service", "off", vec!["binauthz_disabled"]),
+        ("service", "named", vec!["non_default_policy"]),
+        ("service", "glass", vec!["breakglass"]),
+        ("service", "source", vec!["exempt_image"]),
+        ("service", "runfn", vec!["allowlist_missing"]),
+        ("job", "batch", vec!["binauthz_disabled"]),
+        ("worker_pool", "pool", vec!["breakglass"]),
+        ("function", "hook", vec!["binauthz_disabled"]),
+        ("function", "faraway", vec!["allowlist_missing"]),
+        ("function", "nopolicy", vec!["binauthz_disabled"]),
+        ("function", "old", vec!["gen1_function"]),
+    ];
+    for (kind, name, expected) in expect {
+        assert_eq!(violations(&report, id, kind, name), expected, "{kind} {name}");
+        let r = resource(&report, id, kind, name);
+        assert_eq!(r["compliant"], expected.is_empty(), "{kind} {name}");
+        assert_eq!(r["remediation"].is_string(), !expected.is_empty(), "{kind} {name}");
+    }
+    assert_eq!(resource(&report, id, "service", "runfn")["function"], true);
+    assert_eq!(
+        resource(&report, id, "service", "open")["remediation"],
+        format!("gcloud run services update open --project {id} --region {REGION} --binary-authorization default")
+    );
+    assert_eq!(resource(&report, id, "service", "open")["last_modifier"], "dev@example.com");
+    let allowlist = project(&report, id)["allowlist"].as_array().unwrap().clone();
+    assert!(
+        allowlist.contains(&json!({"location": "europe-west1",
+        "repository": format!("europe-west1-docker.pkg.dev/{id}/gcf-artifacts"), "present": false})),
+        "{allowlist:?}"
+    );
+    assert!(
+        allowlist.contains(&json!({"location": REGION,
+        "repository": format!("{REGION}-docker.pkg.dev/{id}/gcf-artifacts"), "present": true})),
+        "{allowlist:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_findings_and_disabled_apis_are_facts_of_a_complete_audit() {
+    let mut world = World::default();
+    world.project("allow-all").services = vec![service("allow-all", REGION, "s")];
+    let dry = world.project("dry-run");
+    dry.policy = Some(set(
+        enforcing_policy("dry-run", &["us-central1-docker.pkg.dev/dry-run/**"]),
+        "/defaultAdmissionRule/enforcementMode",
+        json!("DRYRUN_AUDIT_LOG_ONLY"),
+    ));
+    let off = world.project("no-apis");
+    off.disabled = vec!["run", "functions", "binaryauthorization"];
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = gcp_config(dir.path(), &fake, &["allow-all", "dry-run", "no-apis"], "", "");
+
+    let (code, report, stderr) = audit_json(&config).await;
+
+    assert_eq!(code, 0, "findings alone do not fail the audit: {stderr}");
+    assert_eq!(report["complete"], true, "{report:#}");
+    assert_eq!(project(&report, "allow-all")["findings"], json!(["policy_always_allow"]));
+    assert_eq!(project(&report, "dry-run")["findings"], json!(["policy_dry_run", "allowlist_too_broad"]));
+    let off = project(&report, "no-apis");
+    assert_eq!(off["ok"], true);
+    assert_eq!(off["findings"], json!(["policy_api_disabled"]));
+    assert_eq!(off["disabled_apis"], json!(["run", "functions", "binaryauthorization"]));
+
+    let strict = run_cli(&["audit", "--config", config.to_str().unwrap(), "--fail-on-findings"]).await;
+    assert_eq!(strict.status.code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_that_cannot_be_read_makes_the_audit_incomplete_but_others_stay_right() {
+    let mut world = World::default();
+    compliant_project(&mut world, "visible");
+    let bad = world.project("half-broken");
+    bad.services = vec![set(service("half-broken", REGION, "open"), "/binaryAuthorization", Value::Null)];
+    bad.functions_unreachable = vec!["asia-east1".into()];
+    world.faults.push(Fault::status(
+        "/v1/projects/half-broken/policy",
+        500,
+        json!({"error": {"code": 500, "message": "internal", "status": "INTERNAL"}}),
+    ));
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = gcp_config(dir.path(), &fake, &["visible", "half-broken", "ghost-project"], "", "");
+
+    let (code, report, _) = audit_json(&config).await;
+
+    assert_eq!(code, 2);
+    assert_eq!(report["complete"], false);
+    assert_eq!(project(&report, "visible")["ok"], true);
+    assert_eq!(report["summary"]["compliant"], 5, "the healthy project is fully audited");
+    let ghost = project(&report, "ghost-project");
+    assert_eq!(ghost["ok"], false);
+    assert!(ghost["error"].as_str().unwrap().contains("HTTP 403 PERMISSION_DENIED"), "{ghost}");
+    let broken = project(&report, "half-broken");
+    assert_eq!(broken["ok"], false);
+    assert!(broken["error"].as_str().unwrap().contains("/v1/projects/half-broken/policy: HTTP 500"), "{broken}");
+    assert_eq!(resource(&report, "half-broken", "service", "open")["compliant"], false, "known violations stay");
+    let retries = fake.requests().iter().filter(|r| r.path == "/v1/projects/half-broken/policy").count();
+    assert_eq!(retries, 4, "a 500 is retried max_retries (3) times");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_function_regions_are_an_incomplete_audit_not_an_empty_one() {
+    let mut world = World::default();
+    compliant_project(&mut world, "p1");
+    world.project("p1").functions_unreachable = vec!["asia-east1".into()];
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = gcp_config(dir.path(), &fake, &["p1"], "", "");
+
+    let (code, report, _) = audit_json(&config).await;
+
+    assert_eq!(code, 2);
+    assert!(project(&report, "p1")["error"].as_str().unwrap().contains("unreachable locations: asia-east1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_retried_honouring_retry_after() {
+    let mut world = World::default();
+    compliant_project(&mut world, "p1");
+    world.faults.push(
+        Fault::status(
+            "/v1/projects/p1/policy",
+            429,
+            json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED",
+            "message": "Quota exceeded", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "RATE_LIMIT_EXCEEDED", "domain": "googleapis.com"}]}}),
+        )
+        .header("retry-after", "1")
+        .times(2),
+    );
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = gcp_config(dir.path(), &fake, &["p1"], "", "");
+
+    let started = std::time::Instant::now();
+    let (code, report, stderr) = audit_json(&config).await;
+
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2), "two Retry-After: 1 waits were honoured");
+    assert_eq!(fake.requests().iter().filter(|r| r.path == "/v1/projects/p1/policy").count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_query_adds_only_active_projects() {
+    let mut world = World::default();
+    compliant_project(&mut world, "found-active");
+    compliant_project(&mut world, "listed");
+    world.search = vec![
+        ("found-active".into(), "ACTIVE".into(), "folders/42".into()),
+        ("found-deleted".into(), "DELETE_REQUESTED".into(), "folders/42".into()),
+        ("elsewhere".into(), "ACTIVE".into(), "folders/7".into()),
+    ];
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = gcp_config(dir.path(), &fake, &["listed"], "project_query = \"parent:folders/42\"", "");
+
+    let (code, report, stderr) = audit_json(&config).await;
+
+    assert_eq!(code, 0, "{stderr}");
+    let audited: Vec<&str> =
+        report["projects"].as_array().unwrap().iter().map(|p| p["project"].as_str().unwrap()).collect();
+    assert_eq!(audited, vec!["found-active", "listed"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scope_regions_and_kinds_limit_what_is_listed() {
+    let mut world = World::default();
+    compliant_project(&mut world, "p1");
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = gcp_config(dir.path(), &fake, &["p1"], "regions = [\"europe-west1\"]\nkinds = [\"service\"]", "");
+
+    let (code, report, _) = audit_json(&config).await;
+
+    assert_eq!(code, 0);
+    let names: Vec<&str> =
+        report["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["api"]);
+    let requests = fake.requests();
+    assert!(!requests.iter().any(|r| r.path.ends_with("/locations")), "configured regions need no lookup");
+    assert!(!requests.iter().any(|r| r.path.contains("/functions") || r.path.contains("/jobs")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_table_format_is_for_people() {
+    let mut world = World::default();
+    compliant_project(&mut world, "p1");
+    world.project("p1").jobs = vec![set(job("p1", REGION, "batch"), "/binaryAuthorization", Value::Null)];
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = gcp_config(dir.path(), &fake, &["p1"], "", "");
+
+    let out = run_cli(&["audit", "--config", config.to_str().unwrap()]).await;
+
+    assert_eq!(out.status.code(), Some(1));
+    let table = String::from_utf8(out.stdout).unwrap();
+    let first_row = table.lines().nth(1).unwrap();
+    assert!(first_row.contains("batch") && first_row.contains("VIOLATION"), "violations come first:\n{table}");
+    assert!(table.contains(
+        "fix: gcloud run jobs update batch --project p1 --region us-central1 --binary-authorization default"
+    ));
+    assert!(table.contains("5 resources: 4 compliant, 1 non-compliant"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_that_refuses_fails_the_audit_without_leaking_secrets() {
+    let mut world = World::default();
+    compliant_project(&mut world, "p1");
+    world.faults.push(Fault::status(
+        "/token",
+        400,
+        json!({"error": "invalid_grant", "error_description": "Invalid JWT"}),
+    ));
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = gcp_config(dir.path(), &fake, &["p1"], "", "");
+
+    let (code, report, stderr) = audit_json(&config).await;
+
+    assert_eq!(code, 2);
+    let error = project(&report, "p1")["error"].as_str().unwrap();
+    assert!(error.contains("cannot get a Google access token"), "{error}");
+    assert!(report["resources"].as_array().unwrap().is_empty(), "nothing unseen is reported");
+    let everything = format!("{report}{stderr}");
+    assert!(!everything.contains("PRIVATE KEY") && !everything.contains("ya29."), "no secrets in output");
+}

@@ -1,0 +1,449 @@
+//! An in-process fake of the Google APIs the auditor reads, speaking real HTTP: OAuth token
+//! endpoint (verifies the signed JWT), Cloud Run v1 locations, Cloud Run v2 lists, Cloud
+//! Functions v2, Binary Authorization v1 and Resource Manager v3 search, with Google's
+//! pagination and `google.rpc.Status` error bodies, plus injectable faults and latency.
+
+// Handlers short-circuit with the `Response` Google would send; its size does not matter here.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde_json::{Value, json};
+
+pub const TEST_KEY_PEM: &str = include_str!("../fixtures/test-only-service-account-key.pem");
+const TEST_PUBLIC_KEY_DER: &[u8] = include_bytes!("../fixtures/test-only-service-account-key.pub.der");
+
+#[derive(Debug, Clone, Default)]
+pub struct FakeProject {
+    /// Cloud Run locations (`GET /v1/projects/P/locations`).
+    pub locations: Vec<String>,
+    pub services: Vec<Value>,
+    pub jobs: Vec<Value>,
+    pub worker_pools: Vec<Value>,
+    pub functions: Vec<Value>,
+    /// `None`: the policy Google serves a project that never configured one.
+    pub policy: Option<Value>,
+    /// APIs not enabled here: "run", "functions", "binaryauthorization".
+    pub disabled: Vec<&'static str>,
+    /// Regions the Functions list reports as unreachable.
+    pub functions_unreachable: Vec<String>,
+}
+
+/// A canned answer for requests whose path (with query) contains `matching`.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub matching: String,
+    /// `None`: only delay, then answer normally.
+    pub status: Option<u16>,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+    pub delay: Duration,
+    /// How many requests it applies to; `None` for all.
+    pub times: Option<usize>,
+}
+
+impl Fault {
+    pub fn status(matching: &str, status: u16, body: Value) -> Fault {
+        Fault {
+            matching: matching.into(),
+            status: Some(status),
+            body: body.to_string(),
+            headers: vec![],
+            delay: Duration::ZERO,
+            times: None,
+        }
+    }
+
+    pub fn delay(matching: &str, delay: Duration) -> Fault {
+        Fault { matching: matching.into(), status: None, body: String::new(), headers: vec![], delay, times: None }
+    }
+
+    pub fn times(mut self, n: usize) -> Fault {
+        self.times = Some(n);
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Fault {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+}
+
+#[derive(Debug, Default)]
+pub struct World {
+    pub projects: BTreeMap<String, FakeProject>,
+    /// What `projects:search` finds: (project id, state, parent).
+    pub search: Vec<(String, String, String)>,
+    pub faults: Vec<Fault>,
+    pub latency: Duration,
+    /// Items per page when the client does not ask (small, so paging is exercised).
+    pub page_size: usize,
+    pub log: Vec<RequestRecord>,
+    pub issued_tokens: Vec<String>,
+}
+
+impl World {
+    pub fn project(&mut self, id: &str) -> &mut FakeProject {
+        self.projects.entry(id.into()).or_insert_with(|| FakeProject {
+            locations: vec!["us-central1".into(), "europe-west1".into()],
+            ..Default::default()
+        })
+    }
+}
+
+type Shared = Arc<Mutex<World>>;
+
+pub struct FakeGoogle {
+    pub base_url: String,
+    pub addr: SocketAddr,
+    pub world: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeGoogle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeGoogle {
+    pub async fn start(world: World) -> FakeGoogle {
+        let world =
+            Arc::new(Mutex::new(World { page_size: if world.page_size == 0 { 2 } else { world.page_size }, ..world }));
+        let app = Router::new()
+            .route("/token", post(token))
+            .route("/v1/projects/{project}/locations", get(locations))
+            .route("/v1/projects/{project}/policy", get(policy))
+            .route("/v2/projects/{project}/locations/{location}/{collection}", get(list))
+            .route("/v3/projects:search", get(search))
+            .fallback(|| async { google_error(404, "NOT_FOUND", "no such method in the fake", None) })
+            .layer(middleware::from_fn_with_state(Arc::clone(&world), faults_auth_and_log))
+            .with_state(Arc::clone(&world));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake");
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("fake server");
+        });
+        FakeGoogle { base_url: format!("http://{addr}"), addr, world, task }
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        f(&mut self.world.lock().unwrap())
+    }
+
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.with(|w| w.log.clone())
+    }
+
+    /// Writes a service-account key whose `token_uri` is this fake, readable by its owner only.
+    pub fn write_key_file(&self, dir: &Path) -> PathBuf {
+        let key = json!({
+            "type": "service_account",
+            "project_id": "auditor-host",
+            "private_key_id": "test-only",
+            "private_key": TEST_KEY_PEM,
+            "client_email": "auditor@auditor-host.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": format!("{}/token", self.base_url),
+        });
+        let path = dir.join("key.json");
+        std::fs::write(&path, key.to_string()).unwrap();
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+        std::fs::set_permissions(&path, perms).unwrap();
+        path
+    }
+}
+
+pub fn google_error(code: u16, status: &str, message: &str, reason: Option<(&str, &str)>) -> Response {
+    let mut details = vec![];
+    if let Some((reason, service)) = reason {
+        details.push(json!({
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": reason,
+            "domain": "googleapis.com",
+            "metadata": {"service": service},
+        }));
+    }
+    let body = json!({"error": {"code": code, "message": message, "status": status, "details": details}});
+    (StatusCode::from_u16(code).unwrap(), [("content-type", "application/json; charset=UTF-8")], body.to_string())
+        .into_response()
+}
+
+pub fn service_disabled(service: &str) -> Value {
+    json!({"error": {"code": 403, "status": "PERMISSION_DENIED",
+        "message": format!("{service} has not been used in this project before or it is disabled."),
+        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED",
+                     "domain": "googleapis.com", "metadata": {"service": service}}]}})
+}
+
+async fn faults_auth_and_log(State(world): State<Shared>, request: Request, next: Next) -> Response {
+    let path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let query: Vec<(String, String)> = request
+        .uri()
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let (latency, fault, authorized) = {
+        let mut w = world.lock().unwrap();
+        w.log.push(RecordRequest::from(&request, query));
+        let fault = w.faults.iter_mut().find(|f| path_and_query.contains(&f.matching) && f.times != Some(0)).map(|f| {
+            if let Some(n) = f.times.as_mut() {
+                *n -= 1;
+            }
+            f.clone()
+        });
+        let bearer = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned);
+        let authorized = request.uri().path() == "/token" || bearer.is_some_and(|t| w.issued_tokens.contains(&t));
+        (w.latency, fault, authorized)
+    };
+    tokio::time::sleep(latency).await;
+    if let Some(fault) = fault {
+        tokio::time::sleep(fault.delay).await;
+        if let Some(status) = fault.status {
+            let mut response = Response::new(Body::from(fault.body));
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            for (name, value) in fault.headers {
+                response
+                    .headers_mut()
+                    .insert(axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+            }
+            return response;
+        }
+    }
+    if !authorized {
+        return google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.", None);
+    }
+    next.run(request).await
+}
+
+struct RecordRequest;
+
+impl RecordRequest {
+    fn from(request: &Request, query: Vec<(String, String)>) -> RequestRecord {
+        RequestRecord { method: request.method().to_string(), path: request.uri().path().to_owned(), query }
+    }
+}
+
+/// The OAuth 2.0 JWT-bearer grant: checks the assertion's signature against the test key
+/// and its claims, then issues an opaque token.
+async fn token(State(world): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.starts_with("application/x-www-form-urlencoded")
+        || form.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+    {
+        return oauth_error("unsupported_grant_type");
+    }
+    let Some(assertion) = form.get("assertion") else { return oauth_error("invalid_request") };
+    match verify_assertion(assertion) {
+        Ok(()) => {
+            let mut w = world.lock().unwrap();
+            let token = format!("ya29.fake-{}", w.issued_tokens.len() + 1);
+            w.issued_tokens.push(token.clone());
+            axum::Json(json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})).into_response()
+        }
+        Err(why) => {
+            eprintln!("fake token endpoint refused an assertion: {why}");
+            oauth_error("invalid_grant")
+        }
+    }
+}
+
+fn oauth_error(error: &str) -> Response {
+    (StatusCode::BAD_REQUEST, axum::Json(json!({"error": error, "error_description": error}))).into_response()
+}
+
+fn verify_assertion(jwt: &str) -> Result<(), String> {
+    // gcp_auth pads its base64url segments; tolerate both forms.
+    let decode = |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|e| e.to_string())
+    };
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [header, claims, signature] = parts.as_slice() else { return Err("not three segments".into()) };
+    let key =
+        ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, TEST_PUBLIC_KEY_DER);
+    key.verify(format!("{header}.{claims}").as_bytes(), &decode(signature)?)
+        .map_err(|_| "bad signature".to_string())?;
+    let claims: Value = serde_json::from_slice(&decode(claims)?).map_err(|e| e.to_string())?;
+    let scope = claims["scope"].as_str().unwrap_or("");
+    if !scope.split(' ').any(|s| s == "https://www.googleapis.com/auth/cloud-platform") {
+        return Err(format!("unexpected scope {scope:?}"));
+    }
+    if claims["iss"] != "auditor@auditor-host.iam.gserviceaccount.com" {
+        return Err("wrong issuer".into());
+    }
+    Ok(())
+}
+
+/// Google answers 403 for projects that do not exist or that the caller cannot see.
+fn project_or_error<'a>(w: &'a World, project: &str, api: &str) -> Result<&'a FakeProject, Response> {
+    let p = w.projects.get(project).ok_or_else(|| {
+        google_error(403, "PERMISSION_DENIED", &format!("Permission denied on resource project {project}."), None)
+    })?;
+    let service = match api {
+        "run" => "run.googleapis.com",
+        "functions" => "cloudfunctions.googleapis.com",
+        _ => "binaryauthorization.googleapis.com",
+    };
+    if p.disabled.contains(&api) {
+        return Err(google_error(
+            403,
+            "PERMISSION_DENIED",
+            &format!("{service} has not been used in project {project} before or it is disabled."),
+            Some(("SERVICE_DISABLED", service)),
+        ));
+    }
+    Ok(p)
+}
+
+/// One page of `items` from `query`'s `pageToken`/`pageSize`; the token is an opaque offset.
+fn page(
+    items: &[Value],
+    query: &BTreeMap<String, String>,
+    default_size: usize,
+) -> Result<(Vec<Value>, Option<String>), Response> {
+    let size = match query.get("pageSize") {
+        Some(s) => s.parse::<usize>().ok().filter(|n| *n > 0).unwrap_or(default_size),
+        None => default_size,
+    };
+    let start = match query.get("pageToken") {
+        None => 0,
+        Some(t) => t
+            .strip_prefix("opaque-")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| google_error(400, "INVALID_ARGUMENT", "Invalid page token.", None))?,
+    };
+    let end = (start + size).min(items.len());
+    let next = (end < items.len()).then(|| format!("opaque-{end}"));
+    Ok((items.get(start..end).unwrap_or_default().to_vec(), next))
+}
+
+async fn locations(
+    State(world): State<Shared>,
+    UrlPath(project): UrlPath<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let w = world.lock().unwrap();
+    let p = match project_or_error(&w, &project, "run") {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let all: Vec<Value> = p
+        .locations
+        .iter()
+        .map(|l| {
+            json!({"name": format!("projects/{project}/locations/{l}"), "locationId": l, "displayName": l,
+                   "labels": {"cloud.googleapis.com/region": l}})
+        })
+        .collect();
+    match page(&all, &query, w.page_size) {
+        Ok((items, next)) => list_body("locations", items, next, &[]),
+        Err(r) => r,
+    }
+}
+
+async fn policy(State(world): State<Shared>, UrlPath(project): UrlPath<String>) -> Response {
+    let w = world.lock().unwrap();
+    let p = match project_or_error(&w, &project, "binaryauthorization") {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let policy = p.policy.clone().unwrap_or_else(|| {
+        json!({"name": format!("projects/{project}/policy"),
+               "defaultAdmissionRule": {"evaluationMode": "ALWAYS_ALLOW", "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG"},
+               "globalPolicyEvaluationMode": "ENABLE"})
+    });
+    axum::Json(policy).into_response()
+}
+
+async fn list(
+    State(world): State<Shared>,
+    UrlPath((project, location, collection)): UrlPath<(String, String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let w = world.lock().unwrap();
+    let api = if collection == "functions" { "functions" } else { "run" };
+    let p = match project_or_error(&w, &project, api) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (items, field, unreachable): (&Vec<Value>, &str, &[String]) = match collection.as_str() {
+        "services" => (&p.services, "services", &[]),
+        "jobs" => (&p.jobs, "jobs", &[]),
+        "workerPools" => (&p.worker_pools, "workerPools", &[]),
+        "functions" => (&p.functions, "functions", &p.functions_unreachable),
+        _ => return google_error(404, "NOT_FOUND", "no such collection", None),
+    };
+    if location == "-" && api == "run" {
+        return google_error(400, "INVALID_ARGUMENT", "Location '-' is not a valid location.", None);
+    }
+    let in_location: Vec<Value> = items
+        .iter()
+        .filter(|item| {
+            location == "-" || item["name"].as_str().is_some_and(|n| n.contains(&format!("/locations/{location}/")))
+        })
+        .cloned()
+        .collect();
+    match page(&in_location, &query, w.page_size) {
+        Ok((items, next)) => list_body(field, items, next, unreachable),
+        Err(r) => r,
+    }
+}
+
+async fn search(State(world): State<Shared>, Query(query): Query<BTreeMap<String, String>>) -> Response {
+    let w = world.lock().unwrap();
+    let wanted = query.get("query").cloned().unwrap_or_default();
+    let found: Vec<Value> = w
+        .search
+        .iter()
+        .filter(|(_, _, parent)| wanted.is_empty() || wanted == format!("parent:{parent}"))
+        .map(|(id, state, parent)| {
+            json!({"name": format!("projects/{}", 100000 + id.len()), "projectId": id, "state": state,
+                   "parent": parent, "displayName": id})
+        })
+        .collect();
+    match page(&found, &query, w.page_size) {
+        Ok((items, next)) => list_body("projects", items, next, &[]),
+        Err(r) => r,
+    }
+}
+
+fn list_body(field: &str, items: Vec<Value>, next: Option<String>, unreachable: &[String]) -> Response {
+    // Google leaves out empty repeated fields and absent tokens.
+    let mut body = serde_json::Map::new();
+    if !items.is_empty() {
+        body.insert(field.into(), Value::Array(items));
+    }
+    if let Some(t) = next {
+        body.insert("nextPageToken".into(), Value::String(t));
+    }
+    if !unreachable.is_empty() {
+        body.insert("unreachable".into(), json!(unreachable));
+    }
+    axum::Json(Value::Object(body)).into_response()
+}

@@ -1,0 +1,7 @@
+//! Shared test support: the fake Google server, resource builders and a driver for the real
+//! binary. Each test crate uses a different part of it.
+#![allow(dead_code)]
+
+pub mod fake_google;
+pub mod resources;
+pub mod run;

@@ -1,0 +1,151 @@
+//! Drives the real binary: writes configs pointing at the fake Google, runs `audit`, starts
+//! and stops the daemon, scrapes it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+use super::fake_google::FakeGoogle;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_binauthz-auditor");
+
+/// A config for the gcp source with every endpoint on the fake; `extra` is appended verbatim
+/// (its tables must not repeat `[scope]`, `[gcp]` or `[gcp.endpoints]`).
+pub fn gcp_config(dir: &Path, fake: &FakeGoogle, projects: &[&str], scope_extra: &str, extra: &str) -> PathBuf {
+    let key = fake.write_key_file(dir);
+    let url = &fake.base_url;
+    let projects = projects.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
+    let text = format!(
+        r#"[scope]
+projects = [{projects}]
+{scope_extra}
+
+[gcp]
+credentials_file = {key:?}
+request_timeout = "2s"
+retry_min_delay = "10ms"
+retry_max_delay = "50ms"
+max_retries = 3
+
+[gcp.endpoints]
+run = "{url}"
+functions = "{url}"
+binaryauthorization = "{url}"
+resourcemanager = "{url}"
+asset = "{url}"
+
+{extra}
+"#
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub async fn run_cli(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env("RUST_LOG", "warn").output().await.expect("run the binary")
+}
+
+/// `audit --format json`: (exit code, report, stderr).
+pub async fn audit_json(config: &Path) -> (i32, Value, String) {
+    let out = run_cli(&["audit", "--config", config.to_str().unwrap(), "--format", "json"]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("audit printed no JSON ({e}); stderr: {stderr}"));
+    (out.status.code().expect("exited"), report, stderr)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub url: String,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    /// Starts `run --config` and waits until it answers /healthz.
+    pub async fn start(config: &Path) -> Daemon {
+        let child = Command::new(BIN)
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the daemon");
+        let text = std::fs::read_to_string(config).unwrap();
+        let listen = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("listen = "))
+            .map(|v| v.trim_matches('"').to_owned())
+            .expect("test configs set [server] listen");
+        let daemon = Daemon { child, url: format!("http://{listen}"), http: reqwest::Client::new() };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if daemon.get("/healthz").await.is_ok() {
+                return daemon;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the daemon did not answer /healthz within 20s");
+    }
+
+    pub async fn get(&self, path: &str) -> Result<reqwest::Response, reqwest::Error> {
+        self.http.get(format!("{}{path}", self.url)).timeout(Duration::from_secs(10)).send().await
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.expect("scrape").text().await.unwrap()
+    }
+
+    pub async fn report(&self) -> Value {
+        self.get("/report").await.expect("report").json().await.unwrap()
+    }
+
+    /// Waits until `binauthz_audit_cycles_total` (all results) reaches `n`; returns the scrape.
+    pub async fn wait_for_cycles(&self, n: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let metrics = self.metrics().await;
+            let done: u64 = metrics
+                .lines()
+                .filter(|l| l.starts_with("binauthz_audit_cycles_total{") && !l.contains("skipped"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum();
+            if done >= n {
+                return metrics;
+            }
+            assert!(Instant::now() < deadline, "fewer than {n} cycles after 30s:\n{metrics}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill").args(["-s", signal, &pid]).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+/// The value of the first sample whose line starts with `series` (name and labels as rendered).
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `name{label="value",...}` as the text format renders it (labels in the order given).
+pub fn series(name: &str, labels: &[(&str, &str)]) -> String {
+    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("{name}{{{}}}", inner.join(","))
+}
