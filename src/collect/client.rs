@@ -68,6 +68,9 @@ impl ApiClient {
         retry: RetryPolicy,
         requests: IntCounterVec,
     ) -> Result<Arc<ApiClient>, String> {
+        // reqwest is built without a default crypto provider (see Cargo.toml): ring it is.
+        // Already installed (by main, or an earlier client) is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .user_agent(concat!("binauthz-auditor/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(request_timeout.min(Duration::from_secs(10)))

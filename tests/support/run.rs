@@ -85,6 +85,7 @@ impl Daemon {
             .find_map(|l| l.trim().strip_prefix("listen = "))
             .map(|v| v.trim_matches('"').to_owned())
             .expect("test configs set [server] listen");
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let daemon = Daemon { child, url: format!("http://{listen}"), http: reqwest::Client::new() };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
