@@ -58,6 +58,12 @@ pub async fn audit_json(config: &Path) -> (i32, Value, String) {
     (out.status.code().expect("exited"), report, stderr)
 }
 
+/// A reqwest client for tests (the crate builds reqwest without a default crypto provider).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -85,8 +91,7 @@ impl Daemon {
             .find_map(|l| l.trim().strip_prefix("listen = "))
             .map(|v| v.trim_matches('"').to_owned())
             .expect("test configs set [server] listen");
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let daemon = Daemon { child, url: format!("http://{listen}"), http: reqwest::Client::new() };
+        let daemon = Daemon { child, url: format!("http://{listen}"), http: http_client() };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if daemon.get("/healthz").await.is_ok() {
