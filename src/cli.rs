@@ -96,12 +96,9 @@ async fn audit(path: &std::path::Path, format: Format, fail_on_findings: bool) -
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
-    let checked = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
-        let metrics = Metrics::new(std::sync::Arc::new(SharedState::default()));
-        Source::from_config(&config, metrics.api_requests.clone()).map(|_| config)
-    });
-    match checked {
-        Ok(config) => {
+    let metrics = Metrics::new(std::sync::Arc::new(SharedState::default()));
+    match daemon::Generation::load(path, &metrics) {
+        Ok(daemon::Generation { config, .. }) => {
             println!(
                 "{}: ok ({} projects{}, kinds {}, schedule {:?}, listen {})",
                 path.display(),

@@ -38,6 +38,8 @@ pub struct Scope {
 #[derive(Debug, Clone)]
 pub struct Gcp {
     pub credentials_file: Option<PathBuf>,
+    /// Accept a key file other users can read (refused by default).
+    pub allow_world_readable_credentials: bool,
     pub concurrency: usize,
     pub request_timeout: Duration,
     pub token_timeout: Duration,
@@ -59,6 +61,8 @@ pub struct Endpoints {
 #[derive(Debug, Clone)]
 pub struct Server {
     pub listen: SocketAddr,
+    /// exporter-toolkit web config: TLS and basic auth.
+    pub web_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +176,7 @@ impl Config {
             run_on_start: raw.schedule.run_on_start,
             gcp: Gcp {
                 credentials_file: raw.gcp.credentials_file.map(|p| base.join(p)),
+                allow_world_readable_credentials: raw.gcp.allow_world_readable_credentials,
                 concurrency: *concurrency.get_ref(),
                 request_timeout: raw.gcp.request_timeout.0,
                 token_timeout: raw.gcp.token_timeout.0,
@@ -184,7 +189,7 @@ impl Config {
                 accepted_policies: raw.rules.accepted_policies,
                 allow_breakglass: raw.rules.allow_breakglass,
             },
-            server: Server { listen: raw.server.listen },
+            server: Server { listen: raw.server.listen, web_config: raw.server.web_config.map(|p| base.join(p)) },
             source,
         })
     }
@@ -269,6 +274,7 @@ pub const DEFAULT_CRON: &str = "*/15 * * * *";
 #[serde(deny_unknown_fields, default)]
 struct RawGcp {
     credentials_file: Option<PathBuf>,
+    allow_world_readable_credentials: bool,
     concurrency: Option<Spanned<usize>>,
     request_timeout: HumanDuration,
     token_timeout: HumanDuration,
@@ -282,6 +288,7 @@ impl Default for RawGcp {
     fn default() -> Self {
         RawGcp {
             credentials_file: None,
+            allow_world_readable_credentials: false,
             concurrency: None,
             request_timeout: HumanDuration(Duration::from_secs(30)),
             token_timeout: HumanDuration(Duration::from_secs(30)),
@@ -314,11 +321,12 @@ struct RawRules {
 #[serde(deny_unknown_fields, default)]
 struct RawServer {
     listen: SocketAddr,
+    web_config: Option<PathBuf>,
 }
 
 impl Default for RawServer {
     fn default() -> Self {
-        RawServer { listen: SocketAddr::from(([127, 0, 0, 1], 9464)) }
+        RawServer { listen: SocketAddr::from(([127, 0, 0, 1], 9464)), web_config: None }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::future::pending;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::Utc;
@@ -18,7 +18,10 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::metrics::{Metrics, SharedState};
 use crate::report::Report;
-use crate::server::{AppState, router};
+use crate::server::basic_auth::BasicAuth;
+use crate::server::tls::TlsSwitch;
+use crate::server::web_config::WebConfig;
+use crate::server::{AppState, router, serve};
 use crate::signals::{Event, Signals};
 
 /// How long a stopping daemon waits for open HTTP connections.
@@ -28,17 +31,23 @@ pub fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-/// Everything a cycle needs, rebuilt on reload; a running cycle keeps the one it started with.
-struct Generation {
-    config: Config,
+/// Everything the daemon runs on, validated as a whole before any of it is used; rebuilt on
+/// reload (a running cycle keeps the generation it started with).
+pub struct Generation {
+    pub config: Config,
     source: Arc<Source>,
+    pub web: WebConfig,
 }
 
 impl Generation {
-    fn load(path: &Path, metrics: &Metrics) -> Result<Generation, AppError> {
+    pub fn load(path: &Path, metrics: &Metrics) -> Result<Generation, AppError> {
         let config = Config::load(path)?;
-        let source = Source::from_config(&config, metrics.api_requests.clone()).map_err(AppError::Credentials)?;
-        Ok(Generation { config, source: Arc::new(source) })
+        let source = Source::from_config(&config, metrics.api_requests.clone()).map_err(AppError::Setup)?;
+        let web = match &config.server.web_config {
+            Some(p) => WebConfig::load(p).map_err(AppError::Setup)?,
+            None => WebConfig::default(),
+        };
+        Ok(Generation { config, source: Arc::new(source), web })
     }
 
     fn spawn_cycle(&self) -> JoinHandle<AuditOutcome> {
@@ -59,19 +68,18 @@ pub async fn run(config_path: &Path) -> Result<(), AppError> {
 
     let listen = current.config.server.listen;
     let listener = TcpListener::bind(listen).await.map_err(|source| AppError::Bind { addr: listen, source })?;
-    if !listen.ip().is_loopback() {
-        tracing::warn!(%listen, "serving metrics and the report on a non-loopback address without TLS or authentication");
+    let auth = Arc::new(BasicAuth::default());
+    auth.set_users(current.web.users.clone());
+    let tls: Option<TlsSwitch> = current.web.tls.clone().map(|c| Arc::new(RwLock::new(c)));
+    if !listen.ip().is_loopback() && tls.is_none() && !auth.enabled() {
+        tracing::warn!(%listen, "serving metrics and the report on a non-loopback address without TLS or authentication; see [server] web_config");
     }
     let (stop_server, server_stopped) = watch::channel(false);
-    let app = router(AppState { metrics: Arc::clone(&metrics), state: Arc::clone(&state) });
-    let server = tokio::spawn(async move {
+    let app = router(AppState { metrics: Arc::clone(&metrics), state: Arc::clone(&state) }, Arc::clone(&auth));
+    let server = tokio::spawn(serve(listener, app, tls.clone(), async move {
         let mut stopped = server_stopped;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
-    });
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
     tracing::info!(%listen, schedule = %current.config.schedule, config = %config_path.display(), "binauthz-auditor started");
     notify(&[NotifyState::Ready, NotifyState::Status("waiting for the first audit cycle")]);
 
@@ -85,7 +93,7 @@ pub async fn run(config_path: &Path) -> Result<(), AppError> {
         tokio::select! {
             event = signals.next() => match event {
                 Event::Shutdown => break,
-                Event::Reload => reload(config_path, &metrics, &mut current),
+                Event::Reload => reload(config_path, &metrics, &mut current, &auth, tls.as_ref()),
             },
             finished = finished(&mut cycle) => {
                 cycle = None;
@@ -170,7 +178,7 @@ fn publish(state: &SharedState, metrics: &Metrics, outcome: AuditOutcome) {
     notify(&[NotifyState::Status(&status)]);
 }
 
-fn reload(path: &Path, metrics: &Metrics, current: &mut Generation) {
+fn reload(path: &Path, metrics: &Metrics, current: &mut Generation, auth: &BasicAuth, tls: Option<&TlsSwitch>) {
     match Generation::load(path, metrics) {
         Ok(next) => {
             if next.config.server.listen != current.config.server.listen {
@@ -179,6 +187,13 @@ fn reload(path: &Path, metrics: &Metrics, current: &mut Generation) {
                     new = %next.config.server.listen,
                     "server.listen changes take effect on restart"
                 );
+            }
+            auth.set_users(next.web.users.clone());
+            match (tls, &next.web.tls) {
+                // Certificate rotation: new handshakes use the new certificate.
+                (Some(switch), Some(config)) => *switch.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(config),
+                (None, None) => {}
+                _ => tracing::warn!("switching between plain HTTP and TLS takes effect on restart"),
             }
             *current = next;
             record_reload(metrics, true);

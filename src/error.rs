@@ -8,8 +8,9 @@ use crate::config::ConfigError;
 pub enum AppError {
     #[error("{0}")]
     Config(#[from] ConfigError),
+    /// The credentials file, the web config file, or anything else the config points at.
     #[error("{0}")]
-    Credentials(String),
+    Setup(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot install signal handlers: {0}")]

@@ -68,3 +68,24 @@ async fn the_demo_snapshot_shows_every_reason_code_and_finding() {
         report["resources"].as_array().unwrap().iter().filter(|r| r["project"] == "acme-analytics-dev").count();
     assert_eq!(shapes_read, 4, "the Knative (gcloud) shape and bare arrays are read too");
 }
+
+#[tokio::test]
+async fn a_world_readable_key_is_refused_unless_allowed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.json");
+    std::fs::write(&key, "{}").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[scope]\nprojects = [\"p\"]\n[gcp]\ncredentials_file = \"key.json\"\n").unwrap();
+
+    let out = run_cli(&["check-config", "--config", config.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("is readable by every user (mode 644)"), "{stderr}");
+
+    std::fs::write(&config, "[scope]\nprojects = [\"p\"]\n[gcp]\ncredentials_file = \"key.json\"\nallow_world_readable_credentials = true\n").unwrap();
+    let out = run_cli(&["check-config", "--config", config.to_str().unwrap()]).await;
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("not a usable service-account key"), "the override lets the check go on: {stderr}");
+}

@@ -76,7 +76,11 @@ impl Discovery {
             "string" => v.is_string(),
             "boolean" => v.is_boolean(),
             // int64 travels as a JSON string.
-            "integer" => v.is_i64() || v.is_u64() || (v.is_string() && facts["format"].as_str().is_some_and(|f| f.ends_with("64"))),
+            "integer" => {
+                v.is_i64()
+                    || v.is_u64()
+                    || (v.is_string() && facts["format"].as_str().is_some_and(|f| f.ends_with("64")))
+            }
             "number" => v.is_number(),
             "array" => match v.as_array() {
                 Some(items) => {
@@ -155,7 +159,12 @@ async fn every_request_is_a_discovery_method_and_every_response_fits_its_schema(
             .method_for(&request.path)
             .unwrap_or_else(|| panic!("{} is no method in the discovery documents", request.path));
         for (param, _) in &request.query {
-            assert!(method.parameters.contains(&param.as_str()), "{}: {param} is not a parameter of {}", request.path, method.name);
+            assert!(
+                method.parameters.contains(&param.as_str()),
+                "{}: {param} is not a parameter of {}",
+                request.path,
+                method.name
+            );
         }
         let body: Value = http
             .get(format!("{}{}", fake.base_url, request.path))
@@ -186,7 +195,8 @@ async fn every_request_is_a_discovery_method_and_every_response_fits_its_schema(
 #[test]
 fn the_checker_catches_wrong_fields_types_and_enums() {
     let discovery = Discovery::load();
-    let bad = json!({"services": [{"binaryAuthorization": {"useDefault": "yes"}, "launchStage": "SOON", "colour": "red"}]});
+    let bad =
+        json!({"services": [{"binaryAuthorization": {"useDefault": "yes"}, "launchStage": "SOON", "colour": "red"}]});
     let errors = discovery.check("run.v2", "GoogleCloudRunV2ListServicesResponse", &bad);
     assert_eq!(errors.len(), 3, "{errors:#?}");
     assert!(errors.iter().any(|e| e.contains("useDefault")));

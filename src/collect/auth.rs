@@ -21,10 +21,10 @@ pub struct Tokens {
 
 impl Tokens {
     /// Reads and checks the key file now, so a bad one fails at start-up, naming the path.
-    pub fn new(key_file: Option<&Path>, timeout: Duration) -> Result<Tokens, String> {
+    pub fn new(key_file: Option<&Path>, allow_world_readable: bool, timeout: Duration) -> Result<Tokens, String> {
         let provider = OnceCell::new();
         if let Some(path) = key_file {
-            let account = load_key_file(path)?;
+            let account = load_key_file(path, allow_world_readable)?;
             provider.set(Arc::new(account) as Arc<dyn TokenProvider>).ok();
         }
         Ok(Tokens { key_file: key_file.map(Path::to_owned), provider, timeout })
@@ -51,8 +51,19 @@ impl Tokens {
     }
 }
 
-/// Loads a service-account key, naming the file in any error.
-pub fn load_key_file(path: &Path) -> Result<CustomServiceAccount, String> {
+/// Loads a service-account key, naming the file in any error. A key other users can read is
+/// refused unless explicitly allowed: it is a long-lived secret.
+pub fn load_key_file(path: &Path, allow_world_readable: bool) -> Result<CustomServiceAccount, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        std::fs::metadata(path).map_err(|e| format!("credentials file {}: {e}", path.display()))?.permissions().mode();
+    if mode & 0o004 != 0 && !allow_world_readable {
+        return Err(format!(
+            "credentials file {} is readable by every user (mode {:o}): chmod o-r it, or set gcp.allow_world_readable_credentials = true",
+            path.display(),
+            mode & 0o777
+        ));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| format!("credentials file {}: {e}", path.display()))?;
     CustomServiceAccount::from_json(&text)
         .map_err(|e| format!("credentials file {}: not a usable service-account key: {}", path.display(), one_line(&e)))

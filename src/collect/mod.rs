@@ -36,7 +36,11 @@ impl Source {
             ))),
             config::Source::Gcp => {
                 let gcp = &config.gcp;
-                let tokens = auth::Tokens::new(gcp.credentials_file.as_deref(), gcp.token_timeout)?;
+                let tokens = auth::Tokens::new(
+                    gcp.credentials_file.as_deref(),
+                    gcp.allow_world_readable_credentials,
+                    gcp.token_timeout,
+                )?;
                 let retry = client::RetryPolicy {
                     max_retries: gcp.max_retries,
                     min_delay: gcp.retry_min_delay,

@@ -1,4 +1,11 @@
-//! The HTTP endpoints: `/metrics`, `/report`, `/healthz` and a landing page.
+//! The HTTP endpoints: `/metrics`, `/report`, `/healthz` and a landing page, over plain HTTP
+//! or TLS, optionally behind basic auth.
+
+pub mod basic_auth;
+pub mod tls;
+pub mod web_config;
+
+use std::future::Future;
 
 use std::sync::Arc;
 
@@ -17,13 +24,29 @@ pub struct AppState {
     pub state: Arc<SharedState>,
 }
 
-pub fn router(app: AppState) -> Router {
+pub fn router(app: AppState, auth: Arc<basic_auth::BasicAuth>) -> Router {
     Router::new()
         .route("/", get(landing))
         .route("/metrics", get(metrics))
         .route("/report", get(report))
         .route("/healthz", get(|| async { "ok\n" }))
+        .layer(axum::middleware::from_fn_with_state(auth, basic_auth::require))
         .with_state(app)
+}
+
+/// Serves until `shutdown` resolves, over TLS when a configuration is given.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<tls::TlsSwitch>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+        Some(config) => {
+            axum::serve(tls::TlsListener::new(listener, config)?, app).with_graceful_shutdown(shutdown).await
+        }
+    }
 }
 
 async fn landing() -> Html<&'static str> {

@@ -1,0 +1,184 @@
+//! The exporter-toolkit web configuration file Prometheus exporters share: TLS (optionally
+//! with client certificates) and basic-auth users with bcrypt hashes.
+//!
+//! ```yaml
+//! tls_server_config:
+//!   cert_file: server.crt
+//!   key_file: server.key
+//!   client_auth_type: RequireAndVerifyClientCert
+//!   client_ca_file: ca.crt
+//! basic_auth_users:
+//!   prometheus: $2y$10$...
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use serde::Deserialize;
+
+#[derive(Clone, Default)]
+pub struct WebConfig {
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// user -> bcrypt hash; empty: no authentication.
+    pub users: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print hashes or key material.
+        f.debug_struct("WebConfig")
+            .field("tls", &self.tls.is_some())
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebConfig {
+    tls_server_config: Option<RawTls>,
+    #[serde(default)]
+    basic_auth_users: BTreeMap<String, String>,
+    /// Accepted for compatibility with exporter-toolkit files; nothing in it applies here.
+    #[allow(dead_code)]
+    http_server_config: Option<serde_yaml_ng::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    #[serde(default)]
+    client_auth_type: Option<String>,
+    #[serde(default)]
+    client_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    min_version: Option<String>,
+    /// Go's cipher and curve knobs: rustls only offers strong ones, so they are accepted and
+    /// need no counterpart.
+    #[allow(dead_code)]
+    #[serde(default)]
+    cipher_suites: Option<serde_yaml_ng::Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    curve_preferences: Option<serde_yaml_ng::Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    prefer_server_cipher_suites: Option<bool>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    max_version: Option<String>,
+}
+
+impl WebConfig {
+    /// Loads and checks the file; certificate and key paths resolve against its folder.
+    pub fn load(path: &Path) -> Result<WebConfig, String> {
+        let at = |msg: String| format!("{}: {msg}", path.display());
+        let text = std::fs::read_to_string(path).map_err(|e| at(format!("cannot read web config: {e}")))?;
+        let raw: RawWebConfig = serde_yaml_ng::from_str(&text).map_err(|e| at(e.to_string()))?;
+        for (user, hash) in &raw.basic_auth_users {
+            if !is_bcrypt_hash(hash) {
+                return Err(at(format!("basic_auth_users.{user}: not a bcrypt hash")));
+            }
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let tls = raw.tls_server_config.map(|tls| tls_config(&tls, base).map_err(at)).transpose()?;
+        Ok(WebConfig { tls: tls.map(Arc::new), users: raw.basic_auth_users })
+    }
+}
+
+/// `$2y$10$` + 53 characters of salt and hash.
+fn is_bcrypt_hash(hash: &str) -> bool {
+    let parts: Vec<&str> = hash.splitn(4, '$').collect();
+    matches!(parts.as_slice(), ["", "2a" | "2b" | "2x" | "2y", cost, rest]
+        if cost.len() == 2 && cost.parse::<u32>().is_ok() && rest.len() == 53)
+}
+
+fn tls_config(raw: &RawTls, base: &Path) -> Result<rustls::ServerConfig, String> {
+    let cert_path = base.join(&raw.cert_file);
+    let key_path = base.join(&raw.key_file);
+    let certs = CertificateDer::pem_file_iter(&cert_path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("tls_server_config.cert_file: {}: {e}", cert_path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("tls_server_config.cert_file: {}: no certificate in it", cert_path.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .map_err(|e| format!("tls_server_config.key_file: {}: {e}", key_path.display()))?;
+
+    let versions: &[&rustls::SupportedProtocolVersion] = match raw.min_version.as_deref() {
+        None | Some("TLS12") => rustls::ALL_VERSIONS,
+        Some("TLS13") => &[&rustls::version::TLS13],
+        Some(other) => return Err(format!("tls_server_config.min_version: {other:?} is not TLS12 or TLS13")),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("tls_server_config: {e}"))?;
+
+    let client_auth = raw.client_auth_type.as_deref().unwrap_or("NoClientCert");
+    let builder = match client_auth {
+        "NoClientCert" => builder.with_no_client_auth(),
+        "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven" | "RequireAnyClientCert" | "RequestClientCert" => {
+            let ca_path = raw
+                .client_ca_file
+                .as_ref()
+                .map(|p| base.join(p))
+                .ok_or_else(|| format!("tls_server_config.client_auth_type {client_auth} needs client_ca_file"))?;
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(&ca_path)
+                .map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_path.display()))?
+            {
+                let cert = cert.map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_path.display()))?;
+                roots.add(cert).map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_path.display()))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            // rustls verifies every certificate it is given: "any" and "request" become
+            // "verify if given" here, which is never weaker.
+            let verifier =
+                if client_auth == "RequireAndVerifyClientCert" { verifier } else { verifier.allow_unauthenticated() };
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("tls_server_config: {e}"))?)
+        }
+        other => return Err(format!("tls_server_config.client_auth_type: unknown value {other:?}")),
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("tls_server_config: certificate and key do not form a usable pair: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> Result<WebConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.yml");
+        std::fs::write(&path, yaml).unwrap();
+        WebConfig::load(&path).map_err(|e| e.replace(&dir.path().display().to_string(), "DIR"))
+    }
+
+    #[test]
+    fn users_need_bcrypt_hashes() {
+        let hash = "$2y$04$W5uxCgN9n1vXYXzBzhrnAuDhhvS39A2wm0ct2pxlA.6ifRvrW5qR.";
+        let ok = load(&format!("basic_auth_users:\n  prometheus: '{hash}'\n")).unwrap();
+        assert_eq!(ok.users.len(), 1);
+        assert!(ok.tls.is_none());
+        let err = load("basic_auth_users:\n  prometheus: hunter2\n").unwrap_err();
+        assert_eq!(err, "DIR/web.yml: basic_auth_users.prometheus: not a bcrypt hash");
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_named() {
+        assert!(load("tls_server_config:\n  cert: x\n").unwrap_err().contains("unknown field `cert`"));
+        let err = load("tls_server_config:\n  cert_file: nope.crt\n  key_file: nope.key\n").unwrap_err();
+        assert!(err.starts_with("DIR/web.yml: tls_server_config.cert_file: DIR/nope.crt: "), "{err}");
+    }
+}

@@ -1,0 +1,143 @@
+//! The metrics endpoint behind TLS, client certificates and basic auth (exporter-toolkit web
+//! config), scraped by a real HTTPS client.
+
+mod support;
+
+use std::path::Path;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use support::run::{Daemon, free_port, run_cli};
+
+struct Pki {
+    ca_pem: String,
+    client_identity_pem: String,
+}
+
+/// Writes a CA, a server certificate for 127.0.0.1 and a client certificate into `dir`.
+fn make_pki(dir: &Path) -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+
+    let mut server_params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_key = KeyPair::generate().unwrap();
+    let server = server_params.signed_by(&server_key, &ca).unwrap();
+
+    let mut client_params = CertificateParams::new(vec!["prometheus".to_string()]).unwrap();
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_key = KeyPair::generate().unwrap();
+    let client = client_params.signed_by(&client_key, &ca).unwrap();
+
+    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.crt"), server.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
+    Pki { ca_pem: ca.pem(), client_identity_pem: format!("{}{}", client.pem(), client_key.serialize_pem()) }
+}
+
+fn snapshot_config(dir: &Path, port: u16, web_yml: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("web.yml"), web_yml).unwrap();
+    let demo = std::fs::canonicalize("config/demo").unwrap();
+    let config = format!(
+        "[source]\nkind = \"snapshot\"\npath = {demo:?}\n\n[schedule]\ncron = \"0 0 * * *\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\nweb_config = \"web.yml\"\n"
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+fn https_client(pki: &Pki, with_identity: bool) -> reqwest::Client {
+    let _ = support::run::http_client();
+    let mut builder =
+        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap());
+    if with_identity {
+        builder = builder.identity(reqwest::Identity::from_pem(pki.client_identity_pem.as_bytes()).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+/// Starts the daemon and waits for it over HTTPS (Daemon::start polls plain HTTP).
+async fn start(config: &Path, port: u16, client: &reqwest::Client) -> tokio::process::Child {
+    let child = tokio::process::Command::new(support::run::BIN)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if client.get(format!("https://127.0.0.1:{port}/healthz")).send().await.is_ok_and(|r| r.status() != 502) {
+            return child;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no HTTPS answer from the daemon");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_over_tls_and_plain_http_gets_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let port = free_port();
+    let config =
+        snapshot_config(dir.path(), port, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
+    let client = https_client(&pki, false);
+    let _daemon = start(&config, port, &client).await;
+
+    let response = client.get(format!("https://127.0.0.1:{port}/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("binauthz_build_info"));
+    let plain = support::run::http_client().get(format!("http://127.0.0.1:{port}/metrics")).send().await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200, "plain HTTP must not get metrics");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_are_required_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let port = free_port();
+    let config = snapshot_config(
+        dir.path(),
+        port,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n",
+    );
+    let with_cert = https_client(&pki, true);
+    let _daemon = start(&config, port, &with_cert).await;
+
+    let ok = with_cert.get(format!("https://127.0.0.1:{port}/metrics")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let without = https_client(&pki, false).get(format!("https://127.0.0.1:{port}/metrics")).send().await;
+    assert!(without.is_err(), "a client without a certificate is refused at the handshake");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_guards_every_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let hash = bcrypt::hash("scrape-me", 4).unwrap();
+    let config = snapshot_config(dir.path(), port, &format!("basic_auth_users:\n  prometheus: '{hash}'\n"));
+
+    // Daemon::start polls /healthz, which answers 401 here: that is an answer too.
+    let daemon = Daemon::start(&config).await;
+    let http = support::run::http_client();
+    for path in ["/", "/metrics", "/report", "/healthz"] {
+        let anonymous = http.get(format!("{}{path}", daemon.url)).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401, "{path}");
+        assert_eq!(anonymous.headers()["www-authenticate"], "Basic realm=\"binauthz-auditor\"");
+        let wrong =
+            http.get(format!("{}{path}", daemon.url)).basic_auth("prometheus", Some("guess")).send().await.unwrap();
+        assert_eq!(wrong.status(), 401, "{path}");
+        let right =
+            http.get(format!("{}{path}", daemon.url)).basic_auth("prometheus", Some("scrape-me")).send().await.unwrap();
+        assert_eq!(right.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_web_config_is_named_by_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        snapshot_config(dir.path(), 9464, "tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n");
+    let out = run_cli(&["check-config", "--config", config.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("web.yml: tls_server_config.cert_file:") && stderr.contains("missing.crt"), "{stderr}");
+}
