@@ -85,7 +85,7 @@ async fn audit(path: &std::path::Path, format: Format, fail_on_findings: bool) -
         }
     };
     let outcome = run_cycle(&source, &config.rules, &config.scope.projects, config.gcp.concurrency).await;
-    let report = Report::from_published(&Published::default().merge(outcome, unix_now()));
+    let report = Report::from_published(&Published::default().merge(outcome, unix_now(), &config.suppressions));
     let text = match format {
         Format::Json => serde_json::to_string_pretty(&report).expect("the report serialises") + "\n",
         Format::Table => report.to_table(),

@@ -13,6 +13,7 @@ use toml::Spanned;
 use crate::evaluate::Rules;
 use crate::inventory::Kind;
 use crate::schedule::Schedule;
+use crate::suppress::{Suppression, Suppressions};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -24,6 +25,18 @@ pub struct Config {
     pub rules: Rules,
     pub server: Server,
     pub source: Source,
+    pub suppressions: Suppressions,
+    pub alertmanager: Option<Alertmanager>,
+}
+
+/// Direct push of violations to Alertmanager (`POST /api/v2/alerts`).
+#[derive(Debug, Clone)]
+pub struct Alertmanager {
+    /// Every instance, not a load balancer: Alertmanager deduplicates, not distributes.
+    pub urls: Vec<String>,
+    pub bearer_token_file: Option<PathBuf>,
+    pub basic_auth: Option<(String, PathBuf)>,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -137,26 +150,26 @@ impl Config {
         }
 
         let endpoints = Endpoints {
-            run: endpoint(raw.gcp.endpoints.run, "https://run.googleapis.com", "run", &at)?,
+            run: endpoint(raw.gcp.endpoints.run, "https://run.googleapis.com", "gcp.endpoints.run", &at)?,
             functions: endpoint(
                 raw.gcp.endpoints.functions,
                 "https://cloudfunctions.googleapis.com",
-                "functions",
+                "gcp.endpoints.functions",
                 &at,
             )?,
             binaryauthorization: endpoint(
                 raw.gcp.endpoints.binaryauthorization,
                 "https://binaryauthorization.googleapis.com",
-                "binaryauthorization",
+                "gcp.endpoints.binaryauthorization",
                 &at,
             )?,
             resourcemanager: endpoint(
                 raw.gcp.endpoints.resourcemanager,
                 "https://cloudresourcemanager.googleapis.com",
-                "resourcemanager",
+                "gcp.endpoints.resourcemanager",
                 &at,
             )?,
-            asset: endpoint(raw.gcp.endpoints.asset, "https://cloudasset.googleapis.com", "asset", &at)?,
+            asset: endpoint(raw.gcp.endpoints.asset, "https://cloudasset.googleapis.com", "gcp.endpoints.asset", &at)?,
         };
 
         let concurrency = raw.gcp.concurrency.unwrap_or_else(|| Spanned::new(0..0, 16));
@@ -164,8 +177,39 @@ impl Config {
             return Err(at(concurrency.span(), "gcp.concurrency must be between 1 and 1024".into()));
         }
 
+        let alertmanager = match raw.alertmanager {
+            None => None,
+            Some(am) => {
+                let mut urls = Vec::new();
+                for u in am.urls {
+                    urls.push(endpoint(Some(u), "", "alertmanager.urls", &at)?);
+                }
+                if urls.is_empty() {
+                    return Err(ConfigError(format!("{}: [alertmanager] needs urls = [...]", path.display())));
+                }
+                let basic_auth = match (am.basic_auth_username, am.basic_auth_password_file) {
+                    (Some(user), Some(file)) => Some((user, base.join(file))),
+                    (None, None) => None,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "{}: alertmanager.basic_auth_username and basic_auth_password_file go together",
+                            path.display()
+                        )));
+                    }
+                };
+                Some(Alertmanager {
+                    urls,
+                    bearer_token_file: am.bearer_token_file.map(|p| base.join(p)),
+                    basic_auth,
+                    timeout: am.timeout.0,
+                })
+            }
+        };
+
         Ok(Config {
             path: path.to_owned(),
+            suppressions: Suppressions(raw.suppressions),
+            alertmanager,
             scope: Scope {
                 projects: dedup(raw.scope.projects.into_iter().map(Spanned::into_inner).collect()),
                 project_query: raw.scope.project_query.filter(|q| !q.trim().is_empty()),
@@ -219,9 +263,9 @@ fn endpoint(
         return Ok(default.to_owned());
     };
     let url = reqwest::Url::parse(value.get_ref())
-        .map_err(|e| at(value.span(), format!("gcp.endpoints.{key}: {e}: {:?}", value.get_ref())))?;
+        .map_err(|e| at(value.span(), format!("{key}: {e}: {:?}", value.get_ref())))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(at(value.span(), format!("gcp.endpoints.{key}: {:?} is not an http(s) URL", value.get_ref())));
+        return Err(at(value.span(), format!("{key}: {:?} is not an http(s) URL", value.get_ref())));
     }
     Ok(value.get_ref().trim_end_matches('/').to_owned())
 }
@@ -243,6 +287,23 @@ struct RawConfig {
     rules: RawRules,
     server: RawServer,
     source: RawSource,
+    suppressions: Vec<Suppression>,
+    alertmanager: Option<RawAlertmanager>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlertmanager {
+    urls: Vec<Spanned<String>>,
+    bearer_token_file: Option<PathBuf>,
+    basic_auth_username: Option<String>,
+    basic_auth_password_file: Option<PathBuf>,
+    #[serde(default = "ten_seconds")]
+    timeout: HumanDuration,
+}
+
+fn ten_seconds() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
 }
 
 #[derive(Deserialize, Default)]

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::alertmanager::{PushState, Pusher, plan};
 use crate::audit::{AuditOutcome, run_cycle};
 use crate::collect::Source;
 use crate::config::Config;
@@ -23,6 +24,7 @@ use crate::server::tls::TlsSwitch;
 use crate::server::web_config::WebConfig;
 use crate::server::{AppState, router, serve};
 use crate::signals::{Event, Signals};
+use crate::suppress::Suppressions;
 
 /// How long a stopping daemon waits for open HTTP connections.
 const SERVER_DRAIN: Duration = Duration::from_secs(3);
@@ -37,6 +39,7 @@ pub struct Generation {
     pub config: Config,
     source: Arc<Source>,
     pub web: WebConfig,
+    pusher: Option<Arc<Pusher>>,
 }
 
 impl Generation {
@@ -47,7 +50,13 @@ impl Generation {
             Some(p) => WebConfig::load(p).map_err(AppError::Setup)?,
             None => WebConfig::default(),
         };
-        Ok(Generation { config, source: Arc::new(source), web })
+        let pusher = config
+            .alertmanager
+            .clone()
+            .map(|am| Pusher::new(am, metrics.alertmanager_notifications.clone()).map(Arc::new))
+            .transpose()
+            .map_err(AppError::Setup)?;
+        Ok(Generation { config, source: Arc::new(source), web, pusher })
     }
 
     fn spawn_cycle(&self) -> JoinHandle<AuditOutcome> {
@@ -83,6 +92,9 @@ pub async fn run(config_path: &Path) -> Result<(), AppError> {
     tracing::info!(%listen, schedule = %current.config.schedule, config = %config_path.display(), "binauthz-auditor started");
     notify(&[NotifyState::Ready, NotifyState::Status("waiting for the first audit cycle")]);
 
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let generator_url = format!("{scheme}://{listen}/report");
+    let mut push_state = PushState::default();
     let mut watchdog = watchdog_interval();
     let mut cycle: Option<JoinHandle<AuditOutcome>> = current.config.run_on_start.then(|| current.spawn_cycle());
     let mut last_fire = Utc::now();
@@ -98,7 +110,16 @@ pub async fn run(config_path: &Path) -> Result<(), AppError> {
             finished = finished(&mut cycle) => {
                 cycle = None;
                 match finished {
-                    Ok(outcome) => publish(&state, &metrics, outcome),
+                    Ok(outcome) => {
+                        publish(&state, &metrics, outcome, &current.config.suppressions);
+                        if let Some(pusher) = &current.pusher {
+                            // Alerts outlive three missed cycles, then lapse on their own.
+                            let hold = cycle_interval(&current.config.schedule) * 3;
+                            let (alerts, next) = plan(&state.load(), &push_state, Utc::now(), hold, &generator_url);
+                            push_state = next;
+                            pusher.push(alerts);
+                        }
+                    }
                     Err(e) => {
                         metrics.cycles.with_label_values(&["failed"]).inc();
                         tracing::error!(error = %e, "audit cycle crashed; keeping the last published results");
@@ -130,6 +151,16 @@ pub async fn run(config_path: &Path) -> Result<(), AppError> {
     Ok(())
 }
 
+/// The schedule's period (the gap between its next two firings), at least a second.
+fn cycle_interval(schedule: &crate::schedule::Schedule) -> Duration {
+    let first = schedule.next_after(Utc::now());
+    let second = first.and_then(|t| schedule.next_after(t));
+    match (first, second) {
+        (Some(a), Some(b)) => (b - a).to_std().unwrap_or_default().max(Duration::from_secs(1)),
+        _ => Duration::from_secs(3600),
+    }
+}
+
 async fn finished(cycle: &mut Option<JoinHandle<AuditOutcome>>) -> Result<AuditOutcome, tokio::task::JoinError> {
     match cycle {
         Some(handle) => handle.await,
@@ -137,8 +168,8 @@ async fn finished(cycle: &mut Option<JoinHandle<AuditOutcome>>) -> Result<AuditO
     }
 }
 
-fn publish(state: &SharedState, metrics: &Metrics, outcome: AuditOutcome) {
-    let published = state.load().merge(outcome, unix_now());
+fn publish(state: &SharedState, metrics: &Metrics, outcome: AuditOutcome, suppressions: &Suppressions) {
+    let published = state.load().merge(outcome, unix_now(), suppressions);
     let report = Report::from_published(&published);
     let s = &report.summary;
     let result = if report.complete {

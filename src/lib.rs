@@ -4,6 +4,7 @@
 //! -> [`evaluate`] (pure rules) -> [`report`] / [`metrics`] (what people and Prometheus read).
 //! [`daemon`] schedules cycles and serves the results; [`cli`] wires it all together.
 
+pub mod alertmanager;
 pub mod audit;
 pub mod cli;
 pub mod collect;
@@ -20,3 +21,4 @@ pub mod schedule;
 pub mod server;
 pub mod signals;
 pub mod state;
+pub mod suppress;

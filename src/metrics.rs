@@ -30,6 +30,7 @@ pub struct Metrics {
     pub cycles: IntCounterVec,
     pub config_reload_successful: IntGauge,
     pub config_reload_timestamp: IntGauge,
+    pub alertmanager_notifications: IntCounterVec,
 }
 
 const CACHED: &str = "Cached: from the last completed audit cycle.";
@@ -64,8 +65,17 @@ impl Metrics {
             "Unix time of the last successful configuration (re)load.",
         )
         .expect("valid metric");
+        let alertmanager_notifications = IntCounterVec::new(
+            Opts::new(
+                "binauthz_alertmanager_notifications_total",
+                "Alert pushes to each Alertmanager, by result (success or failure).",
+            ),
+            &["alertmanager", "result"],
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(api_requests.clone()) as Box<dyn Collector>,
+            Box::new(alertmanager_notifications.clone()) as Box<dyn Collector>,
+            Box::new(api_requests.clone()),
             Box::new(cycles.clone()),
             Box::new(build_info),
             Box::new(config_reload_successful.clone()),
@@ -74,7 +84,14 @@ impl Metrics {
         ] {
             registry.register(c).expect("metric names are unique");
         }
-        Metrics { registry, api_requests, cycles, config_reload_successful, config_reload_timestamp }
+        Metrics {
+            registry,
+            api_requests,
+            cycles,
+            config_reload_successful,
+            config_reload_timestamp,
+            alertmanager_notifications,
+        }
     }
 
     /// The text exposition format.
@@ -98,8 +115,13 @@ const RESOURCE_COMPLIANT: Family = Family {
 };
 const RESOURCE_VIOLATION: Family = Family {
     name: "binauthz_resource_violation",
-    help: "1 for each reason a workload is not protected.",
-    labels: &["project", "location", "kind", "name", "reason"],
+    help: "1 for each reason a workload is not protected; suppressed=\"true\" when an active suppression accepts it.",
+    labels: &["project", "location", "kind", "name", "reason", "suppressed"],
+};
+const SUPPRESSION: Family = Family {
+    name: "binauthz_suppression",
+    help: "1 per configured suppression; state is active or expired (an expired one suppresses nothing).",
+    labels: &["project", "location", "kind", "name", "violation", "expires", "state"],
 };
 const RESOURCE_UNKNOWN: Family = Family {
     name: "binauthz_resource_unknown",
@@ -144,7 +166,8 @@ const AUDIT_LAST_SUCCESS: Family = Family {
 const AUDIT_DURATION: Family =
     Family { name: "binauthz_audit_duration_seconds", help: "Wall time of the last audit cycle.", labels: &[] };
 
-const FAMILIES: [&Family; 11] = [
+const FAMILIES: [&Family; 12] = [
+    &SUPPRESSION,
     &RESOURCE_COMPLIANT,
     &RESOURCE_VIOLATION,
     &RESOURCE_UNKNOWN,
@@ -270,12 +293,21 @@ impl Collector for AuditCollector {
                     Compliance::Unknown => unknown.push(&ids, 1.0),
                 }
                 for reason in &r.violations {
-                    violation.push(&[ids[0], ids[1], ids[2], ids[3], reason.as_str()], 1.0);
+                    let suppressed = if published.is_suppressed(project, r, *reason) { "true" } else { "false" };
+                    violation.push(&[ids[0], ids[1], ids[2], ids[3], reason.as_str(), suppressed], 1.0);
                 }
             }
         }
         if let Some(t) = published.last_success {
             audit_success.push(&[], t);
+        }
+        let mut suppression = Samples::new(&SUPPRESSION);
+        let now = published.now();
+        for s in &published.suppressions.0 {
+            let expires = s.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let state = if s.is_expired(now) { "expired" } else { "active" };
+            let violation = s.violation.map_or("", |v| v.as_str());
+            suppression.push(&[&s.project, &s.location, &s.kind, &s.name, violation, &expires, state], 1.0);
         }
         if let Some(d) = published.last_duration {
             duration.push(&[], d);
@@ -292,6 +324,7 @@ impl Collector for AuditCollector {
             project_success,
             audit_success,
             duration,
+            suppression,
         ]
         .into_iter()
         .filter(|s| !s.metrics.is_empty())

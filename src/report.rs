@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::evaluate::{AllowlistEntry, Compliance, Finding, ResourceVerdict, Violation};
 use crate::inventory::{Api, Kind, Policy};
 use crate::state::Published;
+use crate::suppress::Suppression;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -19,6 +20,15 @@ pub struct Report {
     pub summary: Summary,
     pub projects: Vec<ProjectReport>,
     pub resources: Vec<ResourceReport>,
+    pub suppressions: Vec<SuppressionReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SuppressionReport {
+    #[serde(flatten)]
+    pub suppression: Suppression,
+    /// `active` or `expired` (an expired suppression suppresses nothing).
+    pub state: &'static str,
 }
 
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
@@ -30,6 +40,9 @@ pub struct Summary {
     pub non_compliant: usize,
     pub unknown: usize,
     pub findings: usize,
+    /// Violations not covered by an active suppression: these fail `audit`.
+    pub open_violations: usize,
+    pub suppressed_violations: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -57,6 +70,8 @@ pub struct ResourceReport {
     pub compliant: Option<bool>,
     pub status: Compliance,
     pub violations: Vec<Violation>,
+    /// The violations an active suppression covers.
+    pub suppressed: Vec<Violation>,
     pub unknown_reason: Option<String>,
     pub image: Option<String>,
     pub last_modifier: Option<String>,
@@ -64,7 +79,7 @@ pub struct ResourceReport {
 }
 
 impl ResourceReport {
-    fn new(project: &str, r: &ResourceVerdict) -> Self {
+    fn new(project: &str, r: &ResourceVerdict, published: &Published) -> Self {
         ResourceReport {
             project: project.to_owned(),
             location: r.location.clone(),
@@ -78,6 +93,7 @@ impl ResourceReport {
             },
             status: r.compliance,
             violations: r.violations.clone(),
+            suppressed: r.violations.iter().copied().filter(|v| published.is_suppressed(project, r, *v)).collect(),
             unknown_reason: r.unknown_reason.clone(),
             image: r.image.clone(),
             last_modifier: r.last_modifier.clone(),
@@ -107,7 +123,10 @@ impl Report {
                     Compliance::NonCompliant => summary.non_compliant += 1,
                     Compliance::Unknown => summary.unknown += 1,
                 }
-                resources.push(ResourceReport::new(name, r));
+                let resource = ResourceReport::new(name, r, published);
+                summary.suppressed_violations += resource.suppressed.len();
+                summary.open_violations += resource.violations.len() - resource.suppressed.len();
+                resources.push(resource);
             }
             projects.push(ProjectReport {
                 project: name.clone(),
@@ -127,15 +146,24 @@ impl Report {
             summary,
             projects,
             resources,
+            suppressions: published
+                .suppressions
+                .0
+                .iter()
+                .map(|s| SuppressionReport {
+                    suppression: s.clone(),
+                    state: if s.is_expired(published.now()) { "expired" } else { "active" },
+                })
+                .collect(),
         }
     }
 
-    /// `audit`'s exit code: 0 complete and compliant, 1 complete with violations (and, when
-    /// asked, project findings), 2 incomplete.
+    /// `audit`'s exit code: 0 complete and compliant, 1 complete with violations that no
+    /// suppression covers (and, when asked, project findings), 2 incomplete.
     pub fn exit_code(&self, fail_on_findings: bool) -> u8 {
         if !self.complete {
             2
-        } else if self.summary.non_compliant > 0 || (fail_on_findings && self.summary.findings > 0) {
+        } else if self.summary.open_violations > 0 || (fail_on_findings && self.summary.findings > 0) {
             1
         } else {
             0
@@ -166,7 +194,11 @@ impl Report {
                     Compliance::NonCompliant => "VIOLATION".into(),
                     Compliance::Unknown => "unknown".into(),
                 },
-                r.violations.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(","),
+                r.violations
+                    .iter()
+                    .map(|v| if r.suppressed.contains(v) { format!("{v} (suppressed)") } else { v.to_string() })
+                    .collect::<Vec<_>>()
+                    .join(","),
             ]);
         }
         let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
@@ -212,11 +244,13 @@ impl Report {
         let s = &self.summary;
         let _ = writeln!(
             out,
-            "{} resources: {} compliant, {} non-compliant, {} unknown; {} projects, {} incomplete, {} findings; audit {}",
+            "{} resources: {} compliant, {} non-compliant, {} unknown; {} open violations, {} suppressed; {} projects, {} incomplete, {} findings; audit {}",
             s.resources,
             s.compliant,
             s.non_compliant,
             s.unknown,
+            s.open_violations,
+            s.suppressed_violations,
             s.projects,
             s.projects_incomplete,
             s.findings,
@@ -239,7 +273,11 @@ mod tests {
     use crate::evaluate::tests::verdict;
 
     fn published(projects: Vec<crate::evaluate::ProjectVerdict>) -> Published {
-        Published::default().merge(AuditOutcome { projects, discovery_error: None, duration: Duration::ZERO }, 1.0)
+        Published::default().merge(
+            AuditOutcome { projects, discovery_error: None, duration: Duration::ZERO },
+            1.0,
+            &Default::default(),
+        )
     }
 
     #[test]

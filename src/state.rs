@@ -4,8 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use crate::audit::AuditOutcome;
-use crate::evaluate::ProjectVerdict;
+use crate::evaluate::{ProjectVerdict, ResourceVerdict, Violation};
+use crate::suppress::Suppressions;
 
 #[derive(Debug, Clone)]
 pub struct ProjectState {
@@ -28,11 +31,13 @@ pub struct Published {
     pub last_duration: Option<f64>,
     /// Unix time of the last cycle, whatever its result; `None` before the first.
     pub generated_at: Option<f64>,
+    /// The configured suppressions, judged at `generated_at`.
+    pub suppressions: Suppressions,
 }
 
 impl Published {
     /// Folds one cycle's outcome into what was published before. Pure: `now` is passed in.
-    pub fn merge(&self, outcome: AuditOutcome, now: f64) -> Published {
+    pub fn merge(&self, outcome: AuditOutcome, now: f64, suppressions: &Suppressions) -> Published {
         let mut projects = BTreeMap::new();
         for verdict in outcome.projects {
             let previous = self.projects.get(&verdict.project);
@@ -65,7 +70,17 @@ impl Published {
             discovery_error: outcome.discovery_error,
             last_duration: Some(outcome.duration.as_secs_f64()),
             generated_at: Some(now),
+            suppressions: suppressions.clone(),
         }
+    }
+
+    /// The time suppressions are judged at.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.generated_at.and_then(|t| DateTime::from_timestamp_millis((t * 1000.0) as i64)).unwrap_or_default()
+    }
+
+    pub fn is_suppressed(&self, project: &str, r: &ResourceVerdict, violation: Violation) -> bool {
+        self.suppressions.suppresses(self.now(), project, r, violation)
     }
 
     pub fn complete(&self) -> bool {
@@ -80,15 +95,22 @@ mod tests {
     use super::*;
     use crate::evaluate::tests::verdict;
 
+    fn none() -> Suppressions {
+        Suppressions::default()
+    }
+
     fn outcome(projects: Vec<ProjectVerdict>, discovery_error: Option<&str>) -> AuditOutcome {
         AuditOutcome { projects, discovery_error: discovery_error.map(Into::into), duration: Duration::from_secs(2) }
     }
 
     #[test]
     fn a_failing_project_keeps_its_last_complete_verdict_and_goes_down() {
-        let first =
-            Published::default().merge(outcome(vec![verdict("a", true, 3), verdict("b", true, 1)], None), 100.0);
-        let second = first.merge(outcome(vec![verdict("a", false, 0), verdict("b", true, 2)], None), 200.0);
+        let first = Published::default().merge(
+            outcome(vec![verdict("a", true, 3), verdict("b", true, 1)], None),
+            100.0,
+            &none(),
+        );
+        let second = first.merge(outcome(vec![verdict("a", false, 0), verdict("b", true, 2)], None), 200.0, &none());
         let a = &second.projects["a"];
         assert!(!a.up);
         assert_eq!(a.shown.resources.len(), 3, "last-known resources are kept");
@@ -102,7 +124,7 @@ mod tests {
 
     #[test]
     fn a_project_that_never_succeeded_shows_its_partial_verdict() {
-        let p = Published::default().merge(outcome(vec![verdict("a", false, 1)], None), 100.0);
+        let p = Published::default().merge(outcome(vec![verdict("a", false, 1)], None), 100.0, &none());
         assert!(!p.projects["a"].up);
         assert_eq!(p.projects["a"].last_success, None);
         assert_eq!(p.projects["a"].shown.resources.len(), 1);
@@ -110,11 +132,11 @@ mod tests {
 
     #[test]
     fn projects_missed_by_a_failed_discovery_stay_published_but_down() {
-        let first = Published::default().merge(outcome(vec![verdict("a", true, 1)], None), 100.0);
-        let second = first.merge(outcome(vec![], Some("search failed")), 200.0);
+        let first = Published::default().merge(outcome(vec![verdict("a", true, 1)], None), 100.0, &none());
+        let second = first.merge(outcome(vec![], Some("search failed")), 200.0, &none());
         assert!(!second.projects["a"].up);
         assert_eq!(second.last_success, Some(100.0));
-        let third = second.merge(outcome(vec![], None), 300.0);
+        let third = second.merge(outcome(vec![], None), 300.0, &none());
         assert!(third.projects.is_empty(), "a project gone from a successful discovery is dropped");
     }
 }

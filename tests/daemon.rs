@@ -75,7 +75,14 @@ async fn metrics_describe_every_workload_and_pass_promtool() {
     assert_eq!(sample(&metrics, &resource_series("binauthz_resource_compliant", p, "service", "hook")), None);
     let violation = series(
         "binauthz_resource_violation",
-        &[("project", p), ("location", REGION), ("kind", "service"), ("name", "open"), ("reason", "binauthz_disabled")],
+        &[
+            ("project", p),
+            ("location", REGION),
+            ("kind", "service"),
+            ("name", "open"),
+            ("reason", "binauthz_disabled"),
+            ("suppressed", "false"),
+        ],
     );
     assert_eq!(sample(&metrics, &violation), Some(1.0), "{metrics}");
     let far_repo = format!("europe-west1-docker.pkg.dev/{p}/gcf-artifacts");

@@ -21,7 +21,7 @@ pub struct Rules {
 }
 
 /// Why a workload is not protected. The snake_case names are a contract (metrics, JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Violation {
     BinauthzDisabled,

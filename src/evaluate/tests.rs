@@ -85,6 +85,18 @@ fn violations_of(verdict: &ProjectVerdict, name: &str) -> Vec<Violation> {
         .clone()
 }
 
+/// A complete verdict for `project` with a compliant service, plus `bad` without Binary
+/// Authorization when `violating`; used by the alert tests.
+pub(crate) fn verdict_with_violation(project: &str, violating: bool) -> ProjectVerdict {
+    let mut workloads = vec![workload(Kind::Service, "good")];
+    if violating {
+        workloads.push(Workload { binauthz: None, ..workload(Kind::Service, "bad") });
+    }
+    let mut inv = inventory(Observed::Seen(enforcing_policy(&[])), workloads);
+    inv.project = project.into();
+    evaluate_project(&inv, &Rules::default())
+}
+
 /// A verdict for `project` with `resources` compliant services; used by the state tests.
 pub(crate) fn verdict(project: &str, complete: bool, resources: usize) -> ProjectVerdict {
     let workloads = (0..resources).map(|i| workload(Kind::Service, &format!("svc{i}"))).collect();

@@ -1,0 +1,323 @@
+//! The monitoring path end to end with the real Debian packages: Prometheus scrapes the daemon
+//! with the shipped rules and sends to one Alertmanager; the daemon pushes straight to
+//! another. Every dashboard panel must evaluate and return data on that Prometheus.
+//! Missing `prometheus` or `prometheus-alertmanager` binaries fail the test (scripts/test
+//! installs them).
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::fake_google::{FakeGoogle, Fault, World};
+use support::resources::*;
+use support::run::{Daemon, free_port, gcp_config, http_client};
+
+const REGION: &str = "us-central1";
+
+/// Kills the process (and so frees its port) however the test ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(program: &str, args: &[String]) -> Proc {
+    let child =
+        Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| {
+            panic!("cannot start {program} ({e}); install it: apt-get install prometheus prometheus-alertmanager")
+        });
+    Proc(child)
+}
+
+fn start_alertmanager(dir: &Path, name: &str, port: u16) -> Proc {
+    let config = dir.join(format!("{name}.yml"));
+    std::fs::write(
+        &config,
+        "route:\n  receiver: blackhole\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: blackhole\n",
+    )
+    .unwrap();
+    spawn(
+        "prometheus-alertmanager",
+        &[
+            format!("--config.file={}", config.display()),
+            format!("--storage.path={}", dir.join(name).display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--cluster.listen-address=".into(),
+        ],
+    )
+}
+
+/// The shipped rules, with `for:` set to 0 (the waits are proven by promtool's unit tests)
+/// and recording rules evaluated every second.
+fn start_prometheus(dir: &Path, port: u16, auditor_port: u16, alertmanager_port: u16) -> Proc {
+    let alerts = std::fs::read_to_string("config/prometheus/alerts.yml").unwrap();
+    let alerts: String = alerts
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("for:") {
+                format!("{}for: 0s", &l[..l.len() - l.trim_start().len()])
+            } else {
+                l.into()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.join("alerts.yml"), alerts).unwrap();
+    let rules = std::fs::read_to_string("config/prometheus/rules.yml").unwrap();
+    std::fs::write(dir.join("rules.yml"), rules.replace("interval: 1m", "interval: 1s")).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {alerts}\n  - {rules}\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{alertmanager_port}']\n\
+             scrape_configs:\n  - job_name: binauthz-auditor\n    static_configs:\n      - targets: ['127.0.0.1:{auditor_port}']\n",
+            alerts = dir.join("alerts.yml").display(),
+            rules = dir.join("rules.yml").display(),
+        ),
+    )
+    .unwrap();
+    spawn(
+        "prometheus",
+        &[
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+    )
+}
+
+async fn get_json(url: &str) -> Option<Value> {
+    http_client().get(url).timeout(Duration::from_secs(5)).send().await.ok()?.json().await.ok()
+}
+
+async fn eventually<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(t) = probe().await {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Active alerts in an Alertmanager, as (alertname, name-or-project) pairs.
+async fn active_alerts(port: u16) -> Option<Vec<Value>> {
+    get_json(&format!("http://127.0.0.1:{port}/api/v2/alerts?active=true&silenced=false&inhibited=false"))
+        .await?
+        .as_array()
+        .cloned()
+}
+
+fn has_alert(alerts: &[Value], alertname: &str, label: &str, value: &str) -> bool {
+    alerts.iter().any(|a| a["labels"]["alertname"] == alertname && a["labels"][label] == value)
+}
+
+fn seed(world: &mut World) {
+    let id = "shop-prod";
+    let patterns = function_patterns(id, REGION);
+    let p = world.project(id);
+    p.policy = Some(enforcing_policy(id, &patterns.iter().map(String::as_str).collect::<Vec<_>>()));
+    p.services = vec![
+        service(id, REGION, "web"),
+        set(service(id, REGION, "open"), "/binaryAuthorization", Value::Null),
+        set(service(id, REGION, "glass"), "/binaryAuthorization/breakglassJustification", json!("INC-9")),
+        set(service(id, REGION, "accepted"), "/binaryAuthorization/breakglassJustification", json!("INC-8")),
+        backing_service(id, REGION, "hook"),
+    ];
+    p.jobs = vec![job(id, REGION, "etl")];
+    p.worker_pools = vec![worker_pool(id, REGION, "consumer")];
+    p.functions = vec![function(id, REGION, "hook"), function(id, "europe-west1", "far")];
+
+    let lab = world.project("lab-dev");
+    lab.policy = Some(set(
+        enforcing_policy("lab-dev", &["us-central1-docker.pkg.dev/lab-dev/**"]),
+        "/defaultAdmissionRule/enforcementMode",
+        json!("DRYRUN_AUDIT_LOG_ONLY"),
+    ));
+    lab.services = vec![service("lab-dev", REGION, "notebook")];
+    lab.disabled = vec!["functions"];
+
+    world.project("plain").services = vec![service("plain", REGION, "site")];
+
+    world.project("broken").services = vec![service("broken", REGION, "orphan")];
+    world.faults.push(Fault::status(
+        "/v1/projects/broken/policy",
+        500,
+        json!({"error": {"code": 500, "message": "internal", "status": "INTERNAL"}}),
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_and_alertmanager_receive_what_on_call_needs_and_every_panel_has_data() {
+    let mut world = World::default();
+    seed(&mut world);
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (auditor_port, prometheus_port, am_rules_port, am_push_port) =
+        (free_port(), free_port(), free_port(), free_port());
+    let extra = format!(
+        "[schedule]\ncron = \"*/2 * * * * *\"\n\n[server]\nlisten = \"127.0.0.1:{auditor_port}\"\n\n\
+         [alertmanager]\nurls = [\"http://127.0.0.1:{am_push_port}\"]\ntimeout = \"2s\"\n\n\
+         [[suppressions]]\nproject = \"shop-*\"\nname = \"accepted\"\nviolation = \"breakglass\"\nreason = \"INC-8, signed off\"\nexpires = \"2099-01-01\"\n\n\
+         [[suppressions]]\nname = \"etl\"\nreason = \"long gone\"\nexpires = \"2020-01-01\"\n"
+    );
+    let config = gcp_config(dir.path(), &fake, &["broken", "lab-dev", "plain", "shop-prod"], "", &extra);
+    let _am_rules = start_alertmanager(dir.path(), "am-rules", am_rules_port);
+    let _am_push = start_alertmanager(dir.path(), "am-push", am_push_port);
+    let _prometheus = start_prometheus(dir.path(), prometheus_port, auditor_port, am_rules_port);
+    let daemon = Daemon::start(&config).await;
+    let metrics = daemon.wait_for_cycles(1).await;
+    assert!(metrics.contains("name=\"accepted\",reason=\"breakglass\",suppressed=\"true\""), "{metrics}");
+    assert!(metrics.contains("binauthz_suppression{project=\"*\",location=\"*\",kind=\"*\",name=\"etl\",violation=\"\",expires=\"2020-01-02T00:00:00Z\",state=\"expired\"} 1"));
+
+    let prom = format!("http://127.0.0.1:{prometheus_port}");
+    eventually("Prometheus to scrape the auditor", Duration::from_secs(60), async || {
+        let up = get_json(&format!("{prom}/api/v1/query?query=up{{job=%22binauthz-auditor%22}}")).await?;
+        (up["data"]["result"][0]["value"][1] == "1").then_some(())
+    })
+    .await;
+
+    // Alerts from the shipped rules, through Prometheus.
+    let expected_from_rules = [
+        ("BinauthzWorkloadBinauthzDisabled", "name", "open"),
+        ("BinauthzWorkloadBreakglass", "name", "glass"),
+        ("BinauthzWorkloadAllowlistMissing", "name", "far"),
+        ("BinauthzAllowlistEntryMissing", "project", "shop-prod"),
+        ("BinauthzPolicyDryRun", "project", "lab-dev"),
+        ("BinauthzPolicyAllowlistTooBroad", "project", "lab-dev"),
+        ("BinauthzPolicyAlwaysAllow", "project", "plain"),
+        ("BinauthzProjectAuditFailing", "project", "broken"),
+        ("BinauthzWorkloadComplianceUnknown", "name", "orphan"),
+    ];
+    let from_rules = eventually("the rule alerts in Alertmanager", Duration::from_secs(60), async || {
+        let alerts = active_alerts(am_rules_port).await?;
+        expected_from_rules.iter().all(|(n, l, v)| has_alert(&alerts, n, l, v)).then_some(alerts)
+    })
+    .await;
+    assert!(!has_alert(&from_rules, "BinauthzWorkloadBreakglass", "name", "accepted"), "suppressed: no alert");
+    for absent in ["BinauthzExporterAbsent", "BinauthzExporterDown", "BinauthzAuditStale"] {
+        assert!(!from_rules.iter().any(|a| a["labels"]["alertname"] == absent), "{absent} must stay silent");
+    }
+
+    // Direct push from the daemon.
+    let pushed = eventually("pushed alerts in Alertmanager", Duration::from_secs(30), async || {
+        let alerts = active_alerts(am_push_port).await?;
+        (has_alert(&alerts, "BinauthzWorkloadBinauthzDisabled", "name", "open")
+            && has_alert(&alerts, "BinauthzWorkloadBreakglass", "name", "glass")
+            && has_alert(&alerts, "BinauthzWorkloadAllowlistMissing", "name", "far"))
+        .then_some(alerts)
+    })
+    .await;
+    let open = pushed.iter().find(|a| a["labels"]["name"] == "open").unwrap();
+    assert_eq!(open["labels"]["severity"], "critical");
+    assert_eq!(open["labels"]["project"], "shop-prod");
+    assert!(open["annotations"]["remediation"].as_str().unwrap().contains("--binary-authorization default"));
+    assert_eq!(open["annotations"]["last_modifier"], "dev@example.com");
+    assert!(!has_alert(&pushed, "BinauthzWorkloadBreakglass", "name", "accepted"), "suppressed: not pushed");
+
+    // Every dashboard panel evaluates on this Prometheus and returns data.
+    eventually("recording rules", Duration::from_secs(30), async || {
+        let r = get_json(&format!("{prom}/api/v1/query?query=project_kind:binauthz_resources:count")).await?;
+        (!r["data"]["result"].as_array()?.is_empty()).then_some(())
+    })
+    .await;
+    // Rates need a few samples: retry until every panel has data, failing at once on an error.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let empty = panels_without_data(&prom).await;
+        if empty.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "panels without data:\n{}", empty.join("\n"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Fixing the workload resolves its pushed alert.
+    fake.with(|w| w.project("shop-prod").services[1] = service("shop-prod", REGION, "open"));
+    eventually("the pushed alert to resolve", Duration::from_secs(30), async || {
+        let alerts = active_alerts(am_push_port).await?;
+        (!has_alert(&alerts, "BinauthzWorkloadBinauthzDisabled", "name", "open")
+            && has_alert(&alerts, "BinauthzWorkloadBreakglass", "name", "glass"))
+        .then_some(())
+    })
+    .await;
+    let metrics = daemon.metrics().await;
+    assert!(metrics.contains(&format!("binauthz_alertmanager_notifications_total{{alertmanager=\"http://127.0.0.1:{am_push_port}\",result=\"success\"}}")));
+}
+
+/// Evaluates every panel query of every dashboard; returns those with no data.
+async fn panels_without_data(prom: &str) -> Vec<String> {
+    let mut empty = Vec::new();
+    for file in ["dashboards/binauthz-overview.json", "dashboards/binauthz-project.json"] {
+        let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        for (title, expr) in panel_queries(&dashboard) {
+            let query = expr
+                .replace("$__rate_interval", "1m")
+                .replace("${project}", ".*")
+                .replace("$project", ".*")
+                .replace("${kind}", ".*")
+                .replace("$kind", ".*");
+            let answer = http_client()
+                .get(format!("{prom}/api/v1/query"))
+                .query(&[("query", &query)])
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap();
+            assert_eq!(answer["status"], "success", "{file}: {title}: {query}: {answer}");
+            if answer["data"]["result"].as_array().is_none_or(|r| r.is_empty()) {
+                empty.push(format!("{file}: {title}: {query}"));
+            }
+        }
+    }
+    empty
+}
+
+fn panel_queries(dashboard: &Value) -> Vec<(String, String)> {
+    fn walk(panels: &[Value], out: &mut Vec<(String, String)>) {
+        for p in panels {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(expr) = t["expr"].as_str().filter(|e| !e.trim().is_empty()) {
+                    out.push((p["title"].as_str().unwrap_or("").to_owned(), expr.to_owned()));
+                }
+            }
+            walk(p["panels"].as_array().map_or(&[][..], |v| v), out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(dashboard["panels"].as_array().unwrap(), &mut out);
+    assert!(out.len() > 10, "dashboards have panels");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_alertmanager_neither_blocks_nor_slows_the_audit() {
+    let mut world = World::default();
+    world.project("p").services = vec![set(service("p", REGION, "open"), "/binaryAuthorization", Value::Null)];
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let dead = free_port();
+    let extra = format!(
+        "[schedule]\ncron = \"* * * * * *\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n[alertmanager]\nurls = [\"http://127.0.0.1:{dead}\"]\ntimeout = \"30s\"\n"
+    );
+    let config = gcp_config(dir.path(), &fake, &["p"], "", &extra);
+    let daemon = Daemon::start(&config).await;
+    let started = Instant::now();
+    let metrics = daemon.wait_for_cycles(3).await;
+    assert!(started.elapsed() < Duration::from_secs(10), "cycles keep their pace");
+    let failures = metrics
+        .lines()
+        .find(|l| l.starts_with("binauthz_alertmanager_notifications_total") && l.contains("result=\"failure\""));
+    assert!(failures.is_some(), "failed pushes are counted:\n{metrics}");
+}
