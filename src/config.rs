@@ -476,6 +476,35 @@ mod tests {
     }
 
     #[test]
+    fn suppressions_need_a_reason_and_a_valid_expiry() {
+        let base = "[scope]\nprojects=[\"p\"]\n[[suppressions]]\nname = \"x\"\n";
+        let ok = parse(&format!("{base}reason = \"INC-1\"\nexpires = \"2030-01-31\"\n")).unwrap();
+        assert_eq!(ok.suppressions.0.len(), 1);
+        assert_eq!(ok.suppressions.0[0].project, "*");
+        let missing = parse(&format!("{base}reason = \"INC-1\"\n")).unwrap_err();
+        assert!(missing.contains("missing field `expires`"), "{missing}");
+        let invalid = parse(&format!("{base}reason = \"INC-1\"\nexpires = \"soon\"\n")).unwrap_err();
+        assert!(invalid.starts_with("/etc/b/config.toml:6:11: ") && invalid.contains("invalid expires"), "{invalid}");
+        let no_reason = parse(&format!("{base}expires = \"2030-01-31\"\n")).unwrap_err();
+        assert!(no_reason.contains("missing field `reason`"), "{no_reason}");
+        let bad_violation =
+            parse(&format!("{base}violation = \"evil\"\nreason = \"x\"\nexpires = \"2030-01-31\"\n")).unwrap_err();
+        assert!(bad_violation.contains("unknown variant `evil`"), "{bad_violation}");
+    }
+
+    #[test]
+    fn alertmanager_urls_are_checked() {
+        let c = parse("[scope]\nprojects=[\"p\"]\n[alertmanager]\nurls = [\"http://am:9093/\"]\n").unwrap();
+        assert_eq!(c.alertmanager.unwrap().urls, vec!["http://am:9093"]);
+        let err = parse("[scope]\nprojects=[\"p\"]\n[alertmanager]\nurls = [\"am:9093\"]\n").unwrap_err();
+        assert!(err.contains("alertmanager.urls"), "{err}");
+        let err =
+            parse("[scope]\nprojects=[\"p\"]\n[alertmanager]\nurls = [\"http://am\"]\nbasic_auth_username = \"u\"\n")
+                .unwrap_err();
+        assert!(err.contains("go together"), "{err}");
+    }
+
+    #[test]
     fn a_gcp_source_without_projects_is_refused() {
         assert!(parse("").unwrap_err().contains("needs projects"));
     }

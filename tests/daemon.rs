@@ -287,3 +287,72 @@ async fn a_cycle_longer_than_the_schedule_interval_makes_the_next_one_skip() {
     let policy_requests = fake.requests().iter().filter(|r| r.path.ends_with("/policy")).count();
     assert_eq!(policy_requests, 1, "never two cycles at once");
 }
+
+/// A config auditing the bundled demo snapshot, listening on a free port.
+fn demo_config(dir: &std::path::Path, cron: &str) -> (std::path::PathBuf, u16) {
+    let port = free_port();
+    let demo = std::fs::canonicalize("config/demo").unwrap();
+    let path = dir.join("demo.toml");
+    std::fs::write(&path, format!("[source]\nkind = \"snapshot\"\npath = {demo:?}\n\n{}", daemon_extra(port, cron)))
+        .unwrap();
+    (path, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_status_and_watchdog_pings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, port) = demo_config(dir.path(), "0 0 * * *");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+
+    let mut child = tokio::process::Command::new(support::run::BIN)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !(messages.iter().any(|m: &String| m.contains("READY=1"))
+        && messages.iter().any(|m| m.contains("STATUS=last cycle success"))
+        && messages.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 2)
+    {
+        let n = socket.recv(&mut buf).expect("a notification within 10s");
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let ready = messages.iter().position(|m| m.contains("READY=1")).unwrap();
+    // READY comes after the listener is bound: the port answers by then.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    assert!(messages[..ready].iter().all(|m| !m.contains("STATUS=last cycle")), "READY precedes results");
+    child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_with_a_line_per_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = demo_config(dir.path(), "0 0 * * *");
+    let mut child = tokio::process::Command::new(support::run::BIN)
+        .args(["--log-format", "json", "run", "--config", config.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = child.id().unwrap().to_string();
+    Command::new("kill").args(["-s", "TERM", &pid]).status().unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<Value> = String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let cycle = lines.iter().find(|l| l["message"] == "audit cycle finished").expect("a cycle line");
+    assert_eq!(cycle["resources"], 16);
+    assert_eq!(cycle["non_compliant"], 8);
+    assert!(cycle["duration_s"].is_number());
+    assert!(lines.iter().any(|l| l["message"] == "stopping"));
+}
