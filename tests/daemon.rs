@@ -334,7 +334,7 @@ async fn systemd_hears_ready_status_and_watchdog_pings() {
 async fn json_logs_are_one_object_per_line_with_a_line_per_cycle() {
     let dir = tempfile::tempdir().unwrap();
     let (config, _) = demo_config(dir.path(), "0 0 * * *");
-    let mut child = tokio::process::Command::new(support::run::BIN)
+    let child = tokio::process::Command::new(support::run::BIN)
         .args(["--log-format", "json", "run", "--config", config.to_str().unwrap()])
         .stderr(Stdio::piped())
         .kill_on_drop(true)
