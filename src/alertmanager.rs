@@ -11,6 +11,7 @@ use prometheus::IntCounterVec;
 use serde::Serialize;
 
 use crate::config::Alertmanager as AlertmanagerConfig;
+use crate::error::error_chain;
 use crate::evaluate::Violation;
 use crate::state::Published;
 
@@ -180,7 +181,7 @@ impl Pusher {
                 .map_err(|e| format!("basic_auth_password_file {}: {e}", file.display()))?;
             request = request.basic_auth(user, Some(password.trim()));
         }
-        let response = request.send().await.map_err(|e| e.without_url().to_string())?;
+        let response = request.send().await.map_err(|e| error_chain(&e.without_url()))?;
         if response.status().is_success() { Ok(()) } else { Err(format!("HTTP {}", response.status())) }
     }
 }

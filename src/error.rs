@@ -16,3 +16,19 @@ pub enum AppError {
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }
+
+/// An error and its causes on one line, each cause once (reqwest and gcp_auth nest the useful
+/// part: "error sending request: connection refused").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out.replace('\n', " ")
+}

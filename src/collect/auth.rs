@@ -8,6 +8,7 @@ use gcp_auth::{CustomServiceAccount, TokenProvider};
 use tokio::sync::OnceCell;
 
 use super::error::ApiError;
+use crate::error::error_chain;
 
 const SCOPES: &[&str] = &["https://www.googleapis.com/auth/cloud-platform"];
 
@@ -37,7 +38,7 @@ impl Tokens {
                 tokio::time::timeout(self.timeout, gcp_auth::provider())
                     .await
                     .map_err(|_| ApiError::Auth(format!("no credentials found within {:?}", self.timeout)))?
-                    .map_err(|e| ApiError::Auth(format!("no Application Default Credentials: {}", one_line(&e))))
+                    .map_err(|e| ApiError::Auth(format!("no Application Default Credentials: {}", error_chain(&e))))
             })
             .await?;
         let token = tokio::time::timeout(self.timeout, provider.token(SCOPES))
@@ -45,7 +46,7 @@ impl Tokens {
             .map_err(|_| ApiError::Auth(format!("token endpoint did not answer within {:?}", self.timeout)))?
             .map_err(|e| {
                 let source = self.key_file.as_ref().map(|p| format!(" (key {})", p.display())).unwrap_or_default();
-                ApiError::Auth(format!("{}{source}", one_line(&e)))
+                ApiError::Auth(format!("{}{source}", error_chain(&e)))
             })?;
         Ok(token.as_str().to_owned())
     }
@@ -65,18 +66,7 @@ pub fn load_key_file(path: &Path, allow_world_readable: bool) -> Result<CustomSe
         ));
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("credentials file {}: {e}", path.display()))?;
-    CustomServiceAccount::from_json(&text)
-        .map_err(|e| format!("credentials file {}: not a usable service-account key: {}", path.display(), one_line(&e)))
-}
-
-/// An error and its causes on one line (gcp_auth nests the interesting part).
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out.replace('\n', " ")
+    CustomServiceAccount::from_json(&text).map_err(|e| {
+        format!("credentials file {}: not a usable service-account key: {}", path.display(), error_chain(&e))
+    })
 }

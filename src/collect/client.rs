@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::auth::Tokens;
 use super::error::ApiError;
+use crate::error::error_chain;
 use crate::google::Page;
 use crate::google::status::RpcStatus;
 use crate::inventory::Api;
@@ -151,17 +152,13 @@ impl ApiClient {
         query: &[(&str, &str)],
         endpoint: &str,
     ) -> Result<Vec<u8>, ApiError> {
-        let token = match self.tokens.token().await {
-            Ok(t) => {
-                self.requests.with_label_values(&[Api::Token.as_str(), "200"]).inc();
-                t
-            }
-            Err(e) => {
-                self.requests.with_label_values(&[Api::Token.as_str(), "error"]).inc();
-                return Err(e);
-            }
-        };
+        // The permit comes first: a token fetched before a long wait in the queue could expire
+        // before it is used.
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        // gcp_auth serves tokens from its cache, so only failures are worth counting.
+        let token = self.tokens.token().await.inspect_err(|_| {
+            self.requests.with_label_values(&[Api::Token.as_str(), "error"]).inc();
+        })?;
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 ApiError::Timeout { endpoint: endpoint.to_owned(), after: self.request_timeout }
@@ -236,20 +233,6 @@ fn shorten(s: &str) -> String {
         Some((i, _)) => format!("{}...", &flat[..i]),
         None => flat,
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s = s.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        source = source.and_then(|x| x.source());
-    }
-    out
 }
 
 #[cfg(test)]

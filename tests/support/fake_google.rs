@@ -52,6 +52,8 @@ pub struct Fault {
     pub delay: Duration,
     /// How many requests it applies to; `None` for all.
     pub times: Option<usize>,
+    /// Send the body one byte at a time, this far apart.
+    pub trickle: Option<Duration>,
 }
 
 impl Fault {
@@ -63,11 +65,22 @@ impl Fault {
             headers: vec![],
             delay: Duration::ZERO,
             times: None,
+            trickle: None,
         }
     }
 
+    /// Any body, JSON or not.
+    pub fn raw(matching: &str, status: u16, body: &str) -> Fault {
+        Fault { body: body.into(), ..Fault::status(matching, status, Value::Null) }
+    }
+
     pub fn delay(matching: &str, delay: Duration) -> Fault {
-        Fault { matching: matching.into(), status: None, body: String::new(), headers: vec![], delay, times: None }
+        Fault { status: None, delay, ..Fault::status(matching, 0, Value::Null) }
+    }
+
+    pub fn trickle(mut self, gap: Duration) -> Fault {
+        self.trickle = Some(gap);
+        self
     }
 
     pub fn times(mut self, n: usize) -> Fault {
@@ -99,6 +112,11 @@ pub struct World {
     pub page_size: usize,
     pub log: Vec<RequestRecord>,
     pub issued_tokens: Vec<String>,
+    /// `expires_in` of issued tokens (default 3599 s).
+    pub token_expires_in: Option<u64>,
+    /// Refuse tokens older than this (401), whatever `expires_in` said.
+    pub token_valid_for: Option<Duration>,
+    pub token_issued_at: BTreeMap<String, std::time::Instant>,
 }
 
 impl World {
@@ -174,6 +192,20 @@ impl FakeGoogle {
     }
 }
 
+/// A TCP server that accepts connections and closes them without answering.
+pub async fn closing_server() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+            drop(stream);
+        }
+    });
+    (url, task)
+}
+
 pub fn google_error(code: u16, status: &str, message: &str, reason: Option<(&str, &str)>) -> Response {
     let mut details = vec![];
     if let Some((reason, service)) = reason {
@@ -218,14 +250,32 @@ async fn faults_auth_and_log(State(world): State<Shared>, request: Request, next
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::to_owned);
-        let authorized = request.uri().path() == "/token" || bearer.is_some_and(|t| w.issued_tokens.contains(&t));
+        let fresh = |t: &String| match (w.token_valid_for, w.token_issued_at.get(t)) {
+            (Some(valid), Some(issued)) => issued.elapsed() < valid,
+            _ => true,
+        };
+        let authorized =
+            request.uri().path() == "/token" || bearer.is_some_and(|t| w.issued_tokens.contains(&t) && fresh(&t));
         (w.latency, fault, authorized)
     };
     tokio::time::sleep(latency).await;
     if let Some(fault) = fault {
         tokio::time::sleep(fault.delay).await;
         if let Some(status) = fault.status {
-            let mut response = Response::new(Body::from(fault.body));
+            let body = match fault.trickle {
+                None => Body::from(fault.body),
+                Some(gap) => {
+                    Body::from_stream(futures_util::stream::unfold(fault.body.into_bytes(), move |rest| async move {
+                        if rest.is_empty() {
+                            return None;
+                        }
+                        tokio::time::sleep(gap).await;
+                        let (first, rest) = rest.split_at(1);
+                        Some((Ok::<_, std::io::Error>(first.to_vec()), rest.to_vec()))
+                    }))
+                }
+            };
+            let mut response = Response::new(body);
             *response.status_mut() = StatusCode::from_u16(status).unwrap();
             for (name, value) in fault.headers {
                 response
@@ -265,7 +315,9 @@ async fn token(State(world): State<Shared>, headers: HeaderMap, body: String) ->
             let mut w = world.lock().unwrap();
             let token = format!("ya29.fake-{}", w.issued_tokens.len() + 1);
             w.issued_tokens.push(token.clone());
-            axum::Json(json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"})).into_response()
+            w.token_issued_at.insert(token.clone(), std::time::Instant::now());
+            let expires_in = w.token_expires_in.unwrap_or(3599);
+            axum::Json(json!({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})).into_response()
         }
         Err(why) => {
             eprintln!("fake token endpoint refused an assertion: {why}");

@@ -1,0 +1,335 @@
+//! Fault injection against the real binary: whatever Google does wrong to one project, the
+//! other project is audited exactly right, the broken one is reported incomplete with an error
+//! naming the endpoint, and nothing that could not be seen is reported compliant.
+//! docs/reliability.md lists these cases.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::fake_google::{FakeGoogle, Fault, World, closing_server};
+use support::resources::*;
+use support::run::{audit_json, free_port, gcp_config};
+
+const REGION: &str = "us-central1";
+
+fn seed(world: &mut World, id: &str) {
+    let patterns = function_patterns(id, REGION);
+    let p = world.project(id);
+    p.locations = vec![REGION.into()];
+    p.policy = Some(enforcing_policy(id, &patterns.iter().map(String::as_str).collect::<Vec<_>>()));
+    p.services =
+        vec![service(id, REGION, "good"), set(service(id, REGION, "bad"), "/binaryAuthorization", Value::Null)];
+    p.functions = vec![function(id, REGION, "fn")];
+}
+
+fn google(code: u16, status: &str) -> Value {
+    json!({"error": {"code": code, "message": format!("injected {status}"), "status": status}})
+}
+
+fn retry_info(delay: &str) -> Value {
+    json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Quota exceeded",
+        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]}})
+}
+
+struct Case {
+    name: &'static str,
+    faults: Vec<Fault>,
+    tweak: fn(&mut World),
+    /// Replacements in the generated config (e.g. a shorter timeout).
+    config: &'static [(&'static str, &'static str)],
+    /// `None`: the victim's audit must be complete.
+    victim_error: Option<&'static str>,
+}
+
+fn no_tweak(_: &mut World) {}
+
+fn cases() -> Vec<Case> {
+    let victim_services = "/v2/projects/victim/locations/us-central1/services";
+    vec![
+        Case {
+            name: "429 storm with RetryInfo, then recovery",
+            faults: vec![Fault::status("/v1/projects/victim/policy", 429, retry_info("0.2s")).times(3)],
+            tweak: no_tweak,
+            config: &[],
+            victim_error: None,
+        },
+        Case {
+            name: "429 storm with Retry-After that never ends",
+            faults: vec![
+                Fault::status(victim_services, 429, google(429, "RESOURCE_EXHAUSTED")).header("retry-after", "0"),
+            ],
+            tweak: no_tweak,
+            config: &[],
+            victim_error: Some("services: HTTP 429 RESOURCE_EXHAUSTED"),
+        },
+        Case {
+            name: "a burst of 500, 502, 503 and 504",
+            faults: vec![
+                Fault::status("/v1/projects/victim/policy", 500, google(500, "INTERNAL")).times(1),
+                Fault::raw(victim_services, 502, "<html>Bad Gateway</html>").times(1),
+                Fault::status("/v2/projects/victim/locations/-/functions", 503, google(503, "UNAVAILABLE")).times(1),
+                Fault::status("/v1/projects/victim/locations", 504, google(504, "DEADLINE_EXCEEDED")).times(1),
+            ],
+            tweak: no_tweak,
+            config: &[],
+            victim_error: None,
+        },
+        Case {
+            name: "an HTML error page that persists",
+            faults: vec![Fault::raw("/v2/projects/victim/locations/-/functions", 502, "<html><body>502</body></html>")],
+            tweak: no_tweak,
+            config: &[],
+            victim_error: Some("functions: HTTP 502: non-JSON error body: <html>"),
+        },
+        Case {
+            name: "a request that hangs past the timeout",
+            faults: vec![Fault::delay("/v1/projects/victim/policy", Duration::from_secs(5))],
+            tweak: no_tweak,
+            config: &[
+                ("request_timeout = \"2s\"", "request_timeout = \"500ms\""),
+                ("max_retries = 3", "max_retries = 1"),
+            ],
+            victim_error: Some("policy: no answer within 500ms"),
+        },
+        Case {
+            name: "a body that trickles in slower than the timeout",
+            faults: vec![
+                Fault::raw(victim_services, 200, "{\"services\": []}                    ")
+                    .trickle(Duration::from_millis(100)),
+            ],
+            tweak: no_tweak,
+            config: &[
+                ("request_timeout = \"2s\"", "request_timeout = \"500ms\""),
+                ("max_retries = 3", "max_retries = 1"),
+            ],
+            victim_error: Some("services: no answer within 500ms"),
+        },
+        Case {
+            name: "truncated JSON",
+            faults: vec![Fault::raw(victim_services, 200, "{\"services\": [{\"name\": \"projects/victim/loc")],
+            tweak: no_tweak,
+            config: &[],
+            victim_error: Some("services: unreadable response: EOF while parsing"),
+        },
+        Case {
+            name: "wrong-typed JSON",
+            faults: vec![Fault::raw(victim_services, 200, "{\"services\": {\"name\": 1}}")],
+            tweak: no_tweak,
+            config: &[],
+            victim_error: Some("services: unreadable response: invalid type"),
+        },
+        Case {
+            name: "a 200 carrying an error body",
+            faults: vec![Fault::status(victim_services, 200, google(500, "INTERNAL"))],
+            tweak: no_tweak,
+            config: &[],
+            victim_error: Some("services: HTTP 200 INTERNAL: injected INTERNAL"),
+        },
+        Case {
+            name: "a nextPageToken that repeats forever",
+            faults: vec![Fault::raw(victim_services, 200, "{\"services\": [], \"nextPageToken\": \"again\"}")],
+            tweak: no_tweak,
+            config: &[],
+            victim_error: Some("repeated a page token"),
+        },
+        Case {
+            name: "an enormous page",
+            faults: vec![Fault::raw(victim_services, 200, &" ".repeat(65 << 20))],
+            tweak: no_tweak,
+            config: &[],
+            victim_error: Some("services: unreadable response: body larger than 64 MiB"),
+        },
+        Case {
+            name: "unknown enum values and extra fields",
+            faults: vec![],
+            tweak: |w| {
+                let p = w.project("victim");
+                p.services[0] = set(p.services[0].clone(), "/launchStage", json!("HYPOTHETICAL"));
+                p.services[0] = set(p.services[0].clone(), "/brandNewField", json!({"nested": [1, 2]}));
+                p.functions[0] = set(p.functions[0].clone(), "/environment", json!("GEN_3"));
+                let policy = p.policy.clone().unwrap();
+                p.policy = Some(set(policy, "/globalPolicyEvaluationMode", json!("SOMETHING_NEW")));
+            },
+            config: &[],
+            victim_error: None,
+        },
+        Case {
+            name: "403 PERMISSION_DENIED on everything of one project",
+            faults: vec![Fault::status("/projects/victim/", 403, google(403, "PERMISSION_DENIED"))],
+            tweak: no_tweak,
+            config: &[],
+            victim_error: Some("HTTP 403 PERMISSION_DENIED"),
+        },
+        Case {
+            name: "SERVICE_DISABLED for the Functions API in one project",
+            faults: vec![],
+            tweak: |w| w.project("victim").disabled = vec!["functions"],
+            config: &[],
+            victim_error: None,
+        },
+        Case {
+            name: "404 for a deleted project",
+            faults: vec![Fault::status("/projects/victim/", 404, google(404, "NOT_FOUND"))],
+            tweak: no_tweak,
+            config: &[],
+            victim_error: Some("HTTP 404 NOT_FOUND"),
+        },
+        Case {
+            name: "regions the Functions API could not reach",
+            faults: vec![],
+            tweak: |w| w.project("victim").functions_unreachable = vec!["asia-east1".into()],
+            config: &[],
+            victim_error: Some("unreachable locations: asia-east1"),
+        },
+    ]
+}
+
+fn find<'a>(report: &'a Value, section: &str, project: &str, name: Option<&str>) -> Option<&'a Value> {
+    report[section].as_array().unwrap().iter().find(|r| r["project"] == project && name.is_none_or(|n| r["name"] == n))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_leaves_the_other_project_right_and_never_invents_compliance() {
+    let mut failures = Vec::new();
+    for case in cases() {
+        let mut world = World::default();
+        seed(&mut world, "victim");
+        seed(&mut world, "bystander");
+        world.faults = case.faults;
+        (case.tweak)(&mut world);
+        let fake = FakeGoogle::start(world).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = gcp_config(dir.path(), &fake, &["bystander", "victim"], "", "");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        for (from, to) in case.config {
+            text = text.replace(from, to);
+        }
+        std::fs::write(&config, text).unwrap();
+
+        let (code, report, stderr) = audit_json(&config).await;
+
+        let mut problems = Vec::new();
+        let expected_code = if case.victim_error.is_some() { 2 } else { 1 };
+        if code != expected_code {
+            problems.push(format!("exit {code}, expected {expected_code}"));
+        }
+        let bystander = find(&report, "projects", "bystander", None).unwrap();
+        if bystander["ok"] != true {
+            problems.push(format!("bystander not ok: {}", bystander["error"]));
+        }
+        let verdicts = |p: &str| {
+            ["good", "bad", "fn"].map(|n| find(&report, "resources", p, Some(n)).map(|r| r["compliant"].clone()))
+        };
+        if verdicts("bystander") != [Some(json!(true)), Some(json!(false)), Some(json!(true))] {
+            problems.push(format!("bystander verdicts changed: {:?}", verdicts("bystander")));
+        }
+        let victim = find(&report, "projects", "victim", None).unwrap();
+        match case.victim_error {
+            None if victim["ok"] != true => problems.push(format!("victim not ok: {}", victim["error"])),
+            Some(needle) if !victim["error"].as_str().is_some_and(|e| e.contains(needle)) => {
+                problems.push(format!("victim error {} does not contain {needle:?}", victim["error"]));
+            }
+            _ => {}
+        }
+        if verdicts("victim")[1] == Some(json!(true)) {
+            problems.push("the non-compliant workload was reported compliant".into());
+        }
+        if !problems.is_empty() {
+            failures.push(format!("{}: {}\nstderr: {stderr}", case.name, problems.join("; ")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+fn token_config(dir: &std::path::Path, fake: &FakeGoogle, token_uri: Option<&str>) -> std::path::PathBuf {
+    let config = gcp_config(dir, fake, &["bystander", "victim"], "", "");
+    if let Some(uri) = token_uri {
+        let key_path = dir.join("key.json");
+        let mut key: Value = serde_json::from_str(&std::fs::read_to_string(&key_path).unwrap()).unwrap();
+        key["token_uri"] = json!(uri);
+        std::fs::write(&key_path, key.to_string()).unwrap();
+    }
+    config
+}
+
+async fn assert_token_failure(world: World, token_uri: Option<&str>, needle: &str) {
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = token_config(dir.path(), &fake, token_uri);
+    let (code, report, stderr) = audit_json(&config).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(report["resources"], json!([]), "nothing unseen is reported");
+    for p in report["projects"].as_array().unwrap() {
+        assert_eq!(p["ok"], false);
+        let error = p["error"].as_str().unwrap();
+        assert!(error.contains("cannot get a Google access token") && error.contains(needle), "{error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_endpoint_faults_fail_the_audit_cleanly() {
+    let mut world = World::default();
+    seed(&mut world, "victim");
+    seed(&mut world, "bystander");
+    world.faults = vec![Fault::status("/token", 500, json!({"error": "backend_error"}))];
+    assert_token_failure(world, None, "").await;
+
+    let mut world = World::default();
+    seed(&mut world, "victim");
+    world.faults = vec![Fault::raw("/token", 200, "<html>captive portal</html>")];
+    assert_token_failure(world, None, "").await;
+
+    let mut world = World::default();
+    seed(&mut world, "victim");
+    assert_token_failure(world, Some(&format!("http://127.0.0.1:{}/token", free_port())), "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_that_expire_mid_cycle_are_renewed() {
+    let mut world = World { latency: Duration::from_millis(400), ..World::default() };
+    seed(&mut world, "victim");
+    seed(&mut world, "bystander");
+    // gcp_auth renews 20 s before expiry: a 21 s token is renewed after about a second, and
+    // the fake refuses it after 1.5 s, as if it had expired.
+    world.token_expires_in = Some(21);
+    world.token_valid_for = Some(Duration::from_millis(1500));
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = gcp_config(dir.path(), &fake, &["bystander", "victim"], "", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    // One request at a time, so later requests queue long past the first token's life.
+    std::fs::write(&config, text.replace("[gcp]\n", "[gcp]\nconcurrency = 1\n")).unwrap();
+
+    let (code, report, stderr) = audit_json(&config).await;
+
+    assert_eq!(code, 1, "{stderr}\n{report:#}");
+    assert_eq!(report["complete"], true);
+    assert!(fake.with(|w| w.issued_tokens.len()) >= 2, "the token was renewed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_close_or_are_refused_are_transport_errors() {
+    let (closing, _server) = closing_server().await;
+    let refused = format!("http://127.0.0.1:{}", free_port());
+    for (endpoint, needle) in [(closing.as_str(), "GET "), (refused.as_str(), "GET ")] {
+        let mut world = World::default();
+        seed(&mut world, "victim");
+        let fake = FakeGoogle::start(world).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = gcp_config(dir.path(), &fake, &["victim"], "", "");
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text =
+            text.replacen(&format!("functions = \"{}\"", fake.base_url), &format!("functions = \"{endpoint}\""), 1);
+        std::fs::write(&config, text).unwrap();
+
+        let (code, report, stderr) = audit_json(&config).await;
+
+        assert_eq!(code, 2, "{stderr}");
+        let victim = &report["projects"][0];
+        let error = victim["error"].as_str().unwrap();
+        assert!(error.starts_with(needle) && error.contains("/functions"), "{error}");
+        assert_eq!(find(&report, "resources", "victim", Some("bad")).unwrap()["compliant"], false);
+    }
+}
