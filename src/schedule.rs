@@ -32,7 +32,8 @@ impl Schedule {
             }
         };
         let inner = cron::Schedule::from_str(&translated)
-            .map_err(|e| format!("invalid cron expression {expression:?}: {e}"))?;
+            // The cron crate's messages span lines; errors here are one line.
+            .map_err(|e| format!("invalid cron expression {expression:?}: {}", one_line(&e.to_string())))?;
         if inner.upcoming(Utc).next().is_none() {
             return Err(format!("cron expression {expression:?} never fires"));
         }
@@ -55,6 +56,10 @@ impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.expression)
     }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Crontab weekdays are 0-7 with Sunday as 0 or 7; the cron crate counts 1-7 from Sunday.

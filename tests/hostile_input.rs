@@ -1,0 +1,158 @@
+//! Hostile input never panics: arbitrary bytes into every parser, arbitrary text into the
+//! config and cron parsers (whose errors stay on one line), and awkward names through the
+//! exposition format.
+
+mod support;
+
+use std::path::Path;
+
+use binauthz_auditor::config::Config;
+use binauthz_auditor::google::status::RpcStatus;
+use binauthz_auditor::google::{Page, binauthz_v1, functions_v2, resourcemanager_v3, run_v1, run_v2};
+use binauthz_auditor::inventory::{Kind, Policy};
+use binauthz_auditor::schedule::Schedule;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+fn parse_everything(bytes: &[u8]) {
+    let _ = RpcStatus::parse(bytes);
+    if let Ok(page) = serde_json::from_slice::<run_v2::ListServicesResponse>(bytes) {
+        page.into_items().into_iter().for_each(|s| drop(s.into_workload("p", Kind::Service)));
+    }
+    if let Ok(page) = serde_json::from_slice::<run_v2::ListJobsResponse>(bytes) {
+        page.into_items().into_iter().for_each(|j| drop(j.into_workload("p", Kind::Job)));
+    }
+    if let Ok(page) = serde_json::from_slice::<run_v1::KnativeList<run_v1::Service>>(bytes) {
+        page.into_items().into_iter().for_each(|s| drop(s.into_workload("p", Kind::Service)));
+    }
+    if let Ok(page) = serde_json::from_slice::<functions_v2::ListFunctionsResponse>(bytes) {
+        page.into_items().into_iter().for_each(|f| drop(f.into_workload("p")));
+    }
+    if let Ok(policy) = serde_json::from_slice::<binauthz_v1::PolicyResource>(bytes) {
+        let _ = Policy::from(policy);
+    }
+    let _ = serde_json::from_slice::<resourcemanager_v3::SearchProjectsResponse>(bytes);
+}
+
+/// JSON values shaped like API responses, with hostile leaves.
+fn json_strategy() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        "[a-z/\\-\"\\\\\n{}*]{0,30}".prop_map(Value::String),
+        Just(json!("projects/p/locations/l/services/s")),
+        Just(json!("GEN_1")),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("services".to_string()),
+                    Just("functions".to_string()),
+                    Just("name".to_string()),
+                    Just("binaryAuthorization".to_string()),
+                    Just("useDefault".to_string()),
+                    Just("serviceConfig".to_string()),
+                    Just("template".to_string()),
+                    Just("containers".to_string()),
+                    Just("metadata".to_string()),
+                    Just("annotations".to_string()),
+                    Just("error".to_string()),
+                    Just("nextPageToken".to_string()),
+                    "[a-zA-Z]{1,8}",
+                ],
+                inner,
+                0..5
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_a_parser(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        parse_everything(&bytes);
+    }
+
+    #[test]
+    fn response_shaped_json_never_panics_a_parser(value in json_strategy()) {
+        parse_everything(value.to_string().as_bytes());
+    }
+
+    #[test]
+    fn config_errors_are_one_line_whatever_the_input(text in "[\\[\\]a-z_=\" \n0-9.*/:-]{0,120}") {
+        if let Err(e) = Config::parse(&text, Path::new("/x/config.toml")) {
+            prop_assert!(!e.0.contains('\n'), "{}", e.0);
+            prop_assert!(e.0.starts_with("/x/config.toml"), "{}", e.0);
+        }
+    }
+
+    #[test]
+    fn cron_expressions_parse_or_explain(text in "[0-9*/,\\- a-zA-Z?@]{0,40}") {
+        match Schedule::parse(&text) {
+            Ok(s) => prop_assert!(s.next_after(chrono::Utc::now()).is_some()),
+            Err(e) => prop_assert!(!e.contains('\n')),
+        }
+    }
+}
+
+/// Names no real API would send, but a hostile or buggy one might.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awkward_names_are_escaped_in_the_exposition_format() {
+    use support::fake_google::{FakeGoogle, World};
+    use support::resources::{enforcing_policy, service, set};
+    use support::run::{Daemon, free_port, gcp_config};
+
+    let awkward = ["quote\"d", "back\\slash", "new\nline", "ünïcödé-✓", "{braces}=,"];
+    let mut world = World::default();
+    let p = world.project("p");
+    p.policy = Some(enforcing_policy("p", &[]));
+    p.services = awkward
+        .iter()
+        .map(|n| {
+            set(
+                set(
+                    service("p", "us-central1", "x"),
+                    "/name",
+                    json!(format!("projects/p/locations/us-central1/services/{n}")),
+                ),
+                "/binaryAuthorization",
+                Value::Null,
+            )
+        })
+        .collect();
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = gcp_config(
+        dir.path(),
+        &fake,
+        &["p"],
+        "",
+        &format!("[schedule]\ncron = \"0 0 * * *\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let daemon = Daemon::start(&config).await;
+    let metrics = daemon.wait_for_cycles(1).await;
+
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is required (apt-get install prometheus)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), metrics.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(metrics.contains(r#"name="quote\"d""#), "{metrics}");
+    assert!(metrics.contains(r#"name="back\\slash""#));
+    assert!(metrics.contains(r#"name="new\nline""#));
+    assert!(metrics.contains(r#"name="ünïcödé-✓""#));
+    let violations = metrics.lines().filter(|l| l.starts_with("binauthz_resource_violation{")).count();
+    assert_eq!(violations, awkward.len());
+}
