@@ -75,7 +75,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 async fn audit(path: &std::path::Path, format: Format, fail_on_findings: bool) -> ExitCode {
     let prepared = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
         let metrics = Metrics::new(std::sync::Arc::new(SharedState::default()));
-        Source::from_config(&config, metrics.api_requests.clone()).map(|source| (config, source))
+        Source::from_config(&config, metrics.client.clone()).map(|source| (config, source))
     });
     let (config, source) = match prepared {
         Ok(p) => p,

@@ -46,6 +46,8 @@ pub struct Scope {
     /// Empty: ask Cloud Run which locations each project has.
     pub regions: Vec<String>,
     pub kinds: Vec<Kind>,
+    /// How long `project_query` results are reused before searching again.
+    pub project_query_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +62,36 @@ pub struct Gcp {
     pub retry_min_delay: Duration,
     pub retry_max_delay: Duration,
     pub endpoints: Endpoints,
+    /// Which Cloud Run Admin API lists services, jobs and worker pools.
+    pub run_api: RunApi,
+    pub rate_limits: RateLimits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunApi {
+    /// The v1 global endpoint: one paginated list per kind and project, all regions at once.
+    V1,
+    /// v2: one list per kind, region and project.
+    V2,
+}
+
+/// Requests per minute per API (one token bucket each, shared by all projects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    pub run: u32,
+    pub functions: u32,
+    pub binaryauthorization: u32,
+    pub resourcemanager: u32,
+    pub asset: u32,
+}
+
+impl Default for RateLimits {
+    /// See docs/performance.md for the quotas behind these numbers.
+    fn default() -> Self {
+        RateLimits { run: 1200, functions: 3000, binaryauthorization: 1200, resourcemanager: 600, asset: 100 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,9 +113,14 @@ pub struct Server {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Gcp,
-    /// A directory of saved API responses, one sub-directory per project.
+    /// A directory of saved API responses, one sub-directory per project, or a
+    /// `gcloud asset list --format=json` file.
     Snapshot {
         path: PathBuf,
+    },
+    /// One Cloud Asset Inventory feed for an organization, folder or project.
+    AssetInventory {
+        scope: String,
     },
 }
 
@@ -120,6 +157,20 @@ impl Config {
 
         let source = match (raw.source.kind.get_ref().as_str(), raw.source.path) {
             ("gcp", _) => Source::Gcp,
+            ("asset_inventory", _) => {
+                let scope = raw.source.scope.as_ref().ok_or_else(|| {
+                    at(raw.source.kind.span(), "source.kind = \"asset_inventory\" needs source.scope".into())
+                })?;
+                let parts: Vec<&str> = scope.get_ref().split('/').collect();
+                let valid = matches!(parts.as_slice(), ["organizations" | "folders" | "projects", id] if validate_identifier(id).is_ok());
+                if !valid {
+                    return Err(at(
+                        scope.span(),
+                        format!("source.scope: {:?} is not organizations/N, folders/N or projects/P", scope.get_ref()),
+                    ));
+                }
+                Source::AssetInventory { scope: scope.get_ref().clone() }
+            }
             ("snapshot", Some(p)) => Source::Snapshot { path: base.join(p) },
             ("snapshot", None) => {
                 return Err(at(raw.source.kind.span(), "source.kind = \"snapshot\" needs source.path".into()));
@@ -127,7 +178,9 @@ impl Config {
             (other, _) => {
                 return Err(at(
                     raw.source.kind.span(),
-                    format!("source.kind: unknown source {other:?}, expected \"gcp\" or \"snapshot\""),
+                    format!(
+                        "source.kind: unknown source {other:?}, expected \"gcp\", \"snapshot\" or \"asset_inventory\""
+                    ),
                 ));
             }
         };
@@ -215,6 +268,7 @@ impl Config {
                 project_query: raw.scope.project_query.filter(|q| !q.trim().is_empty()),
                 regions: dedup(raw.scope.regions.into_iter().map(Spanned::into_inner).collect()),
                 kinds: dedup(kinds),
+                project_query_ttl: raw.scope.project_query_ttl.map_or(Duration::from_secs(3600), |d| d.0),
             },
             schedule: raw.schedule.cron,
             run_on_start: raw.schedule.run_on_start,
@@ -228,6 +282,8 @@ impl Config {
                 retry_min_delay: raw.gcp.retry_min_delay.0,
                 retry_max_delay: raw.gcp.retry_max_delay.0.max(raw.gcp.retry_min_delay.0),
                 endpoints,
+                run_api: raw.gcp.run_api,
+                rate_limits: raw.gcp.rate_limits,
             },
             rules: Rules {
                 accepted_policies: raw.rules.accepted_policies,
@@ -313,6 +369,7 @@ struct RawScope {
     project_query: Option<String>,
     regions: Vec<Spanned<String>>,
     kinds: Option<Vec<Kind>>,
+    project_query_ttl: Option<HumanDuration>,
 }
 
 #[derive(Deserialize)]
@@ -343,6 +400,8 @@ struct RawGcp {
     retry_min_delay: HumanDuration,
     retry_max_delay: HumanDuration,
     endpoints: RawEndpoints,
+    run_api: RunApi,
+    rate_limits: RateLimits,
 }
 
 impl Default for RawGcp {
@@ -357,6 +416,8 @@ impl Default for RawGcp {
             retry_min_delay: HumanDuration(Duration::from_millis(500)),
             retry_max_delay: HumanDuration(Duration::from_secs(30)),
             endpoints: RawEndpoints::default(),
+            run_api: RunApi::V1,
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -396,11 +457,12 @@ impl Default for RawServer {
 struct RawSource {
     kind: Spanned<String>,
     path: Option<PathBuf>,
+    scope: Option<Spanned<String>>,
 }
 
 impl Default for RawSource {
     fn default() -> Self {
-        RawSource { kind: Spanned::new(0..0, "gcp".into()), path: None }
+        RawSource { kind: Spanned::new(0..0, "gcp".into()), path: None, scope: None }
     }
 }
 

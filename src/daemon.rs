@@ -45,7 +45,7 @@ pub struct Generation {
 impl Generation {
     pub fn load(path: &Path, metrics: &Metrics) -> Result<Generation, AppError> {
         let config = Config::load(path)?;
-        let source = Source::from_config(&config, metrics.api_requests.clone()).map_err(AppError::Setup)?;
+        let source = Source::from_config(&config, metrics.client.clone()).map_err(AppError::Setup)?;
         let web = match &config.server.web_config {
             Some(p) => WebConfig::load(p).map_err(AppError::Setup)?,
             None => WebConfig::default(),

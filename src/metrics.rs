@@ -5,7 +5,9 @@ use std::sync::{Arc, RwLock};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{CounterVec, Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::collect::client::ClientMetrics;
 
 use crate::evaluate::Compliance;
 use crate::state::Published;
@@ -26,7 +28,7 @@ impl SharedState {
 
 pub struct Metrics {
     registry: Registry,
-    pub api_requests: IntCounterVec,
+    pub client: ClientMetrics,
     pub cycles: IntCounterVec,
     pub config_reload_successful: IntGauge,
     pub config_reload_timestamp: IntGauge,
@@ -38,6 +40,22 @@ const CACHED: &str = "Cached: from the last completed audit cycle.";
 impl Metrics {
     pub fn new(state: Arc<SharedState>) -> Metrics {
         let registry = Registry::new();
+        let api_retries = IntCounterVec::new(
+            Opts::new(
+                "binauthz_api_retries_total",
+                "Google API requests retried (throttled, server errors, timeouts).",
+            ),
+            &["api"],
+        )
+        .expect("valid metric");
+        let throttle_wait = CounterVec::new(
+            Opts::new(
+                "binauthz_api_throttle_wait_seconds_total",
+                "Time requests waited for their API's rate limit (token bucket and 429 pauses).",
+            ),
+            &["api"],
+        )
+        .expect("valid metric");
         let api_requests = IntCounterVec::new(
             Opts::new(
                 "binauthz_api_requests_total",
@@ -76,6 +94,8 @@ impl Metrics {
         for c in [
             Box::new(alertmanager_notifications.clone()) as Box<dyn Collector>,
             Box::new(api_requests.clone()),
+            Box::new(api_retries.clone()),
+            Box::new(throttle_wait.clone()),
             Box::new(cycles.clone()),
             Box::new(build_info),
             Box::new(config_reload_successful.clone()),
@@ -86,7 +106,11 @@ impl Metrics {
         }
         Metrics {
             registry,
-            api_requests,
+            client: ClientMetrics {
+                requests: api_requests,
+                retries: api_retries,
+                throttle_wait_seconds: throttle_wait,
+            },
             cycles,
             config_reload_successful,
             config_reload_timestamp,

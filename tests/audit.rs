@@ -66,8 +66,68 @@ async fn a_compliant_estate_is_complete_and_exits_zero() {
         "a function's backing service is reported through the function only"
     );
     let requests = fake.requests();
-    assert!(requests.iter().any(|r| r.query.iter().any(|(k, _)| k == "pageToken")), "paging was exercised");
-    assert!(requests.iter().all(|r| !r.path.contains("/locations/-/services")), "Run v2 is listed per region");
+    assert!(requests.iter().any(|r| r.query.iter().any(|(k, _)| k == "continue")), "paging was exercised");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_costs_five_requests_through_the_run_v1_global_endpoint() {
+    let mut world = World { page_size: 100, ..World::default() };
+    compliant_project(&mut world, "alpha-prod");
+    compliant_project(&mut world, "beta-prod");
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = gcp_config(dir.path(), &fake, &["alpha-prod", "beta-prod"], "", "");
+
+    let (code, _, stderr) = audit_json(&config).await;
+
+    assert_eq!(code, 0, "{stderr}");
+    let requests = fake.requests();
+    for project in ["alpha-prod", "beta-prod"] {
+        let mut paths: Vec<String> =
+            requests.iter().filter(|r| r.path.contains(&format!("/{project}/"))).map(|r| r.path.clone()).collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            vec![
+                format!("/apis/run.googleapis.com/v1/namespaces/{project}/jobs"),
+                format!("/apis/run.googleapis.com/v1/namespaces/{project}/workerpools"),
+                format!("/apis/serving.knative.dev/v1/namespaces/{project}/services"),
+                format!("/v1/projects/{project}/policy"),
+                format!("/v2/projects/{project}/locations/-/functions"),
+            ]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_v1_and_run_v2_listings_give_the_same_verdicts() {
+    let id = "same-prod";
+    let mut world = World::default();
+    compliant_project(&mut world, id);
+    let p = world.project(id);
+    p.services.push(set(service(id, REGION, "open"), "/binaryAuthorization", Value::Null));
+    p.services.push(set(
+        service(id, REGION, "named"),
+        "/binaryAuthorization",
+        json!({"policy": "projects/x/platforms/cloudRun/policies/y"}),
+    ));
+    p.services.push(set(service(id, REGION, "glass"), "/binaryAuthorization/breakglassJustification", json!("INC-2")));
+    p.services.push(set(service(id, "europe-west1", "runfn"), "/buildConfig", json!({"functionTarget": "f"})));
+    p.jobs.push(set(job(id, REGION, "batch"), "/binaryAuthorization", Value::Null));
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = gcp_config(dir.path(), &fake, &[id], "", "");
+    let (_, v1_report, _) = audit_json(&v1).await;
+    let v2_text = std::fs::read_to_string(&v1).unwrap().replace("[gcp]\n", "[gcp]\nrun_api = \"v2\"\n");
+    let v2 = dir.path().join("v2.toml");
+    std::fs::write(&v2, v2_text).unwrap();
+    let (_, v2_report, _) = audit_json(&v2).await;
+
+    assert_eq!(v1_report["complete"], true);
+    assert_eq!(v1_report["resources"], v2_report["resources"]);
+    // open, named, glass, batch, and runfn (its europe-west1 source repository is not exempted).
+    assert_eq!(v1_report["summary"]["non_compliant"], 5);
+    assert!(fake.requests().iter().any(|r| r.path.ends_with("/locations/us-central1/services")), "v2 was used too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,4 +411,80 @@ async fn a_token_endpoint_that_refuses_fails_the_audit_without_leaking_secrets()
     assert!(report["resources"].as_array().unwrap().is_empty(), "nothing unseen is reported");
     let everything = format!("{report}{stderr}");
     assert!(!everything.contains("PRIVATE KEY") && !everything.contains("ya29."), "no secrets in output");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_asset_inventory_feed_and_its_gcloud_export_give_the_same_verdicts() {
+    let id = "inv-prod";
+    let mut world = World { page_size: 3, ..World::default() };
+    compliant_project(&mut world, id);
+    compliant_project(&mut world, "inv-dev");
+    world.project(id).services.push(set(service(id, REGION, "open"), "/binaryAuthorization", Value::Null));
+    world.project(id).jobs.push(set(
+        job(id, REGION, "glass"),
+        "/binaryAuthorization/breakglassJustification",
+        json!("x"),
+    ));
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let live = gcp_config(dir.path(), &fake, &[id, "inv-dev"], "", "");
+    let (_, expected, _) = audit_json(&live).await;
+
+    let base = std::fs::read_to_string(&live).unwrap();
+    let asset = dir.path().join("asset.toml");
+    std::fs::write(&asset, format!("{base}\n[source]\nkind = \"asset_inventory\"\nscope = \"organizations/42\"\n"))
+        .unwrap();
+    let (code, from_assets, stderr) = audit_json(&asset).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(from_assets["resources"], expected["resources"]);
+    let asset_requests: Vec<_> = fake.requests().into_iter().filter(|r| r.path.ends_with("/assets")).collect();
+    assert!(asset_requests.len() >= 2, "paged");
+    assert!(asset_requests.iter().all(|r| r.path == "/v1/organizations/42/assets"));
+    assert_eq!(asset_requests[0].query.iter().filter(|(k, _)| k == "assetTypes").count(), 5);
+
+    // The same feed in the Knative shape, and as a `gcloud asset list --format=json` file.
+    fake.with(|w| w.assets_in_v1_shape = true);
+    let (_, from_v1_assets, _) = audit_json(&asset).await;
+    assert_eq!(from_v1_assets["resources"], expected["resources"]);
+    let token = fake.with(|w| {
+        w.page_size = 1000;
+        w.issued_tokens[0].clone()
+    });
+    let export: Value = support::run::http_client()
+        .get(format!("{}/v1/organizations/42/assets?contentType=RESOURCE&pageSize=1000", fake.base_url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file = dir.path().join("assets.json");
+    std::fs::write(&file, export["assets"].to_string()).unwrap();
+    let snapshot = dir.path().join("snapshot.toml");
+    std::fs::write(&snapshot, format!("[source]\nkind = \"snapshot\"\npath = {file:?}\n")).unwrap();
+    let (code, from_file, stderr) = audit_json(&snapshot).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(from_file["resources"], expected["resources"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_search_results_are_reused_within_their_ttl() {
+    let mut world = World::default();
+    compliant_project(&mut world, "found");
+    world.search = vec![("found".into(), "ACTIVE".into(), "folders/9".into())];
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::run::free_port();
+    let config = gcp_config(
+        dir.path(),
+        &fake,
+        &[],
+        "project_query = \"parent:folders/9\"\nproject_query_ttl = \"1h\"",
+        &format!("[schedule]\ncron = \"* * * * * *\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let daemon = support::run::Daemon::start(&config).await;
+    daemon.wait_for_cycles(3).await;
+    let searches = fake.requests().iter().filter(|r| r.path == "/v3/projects:search").count();
+    assert_eq!(searches, 1, "three cycles, one search");
 }

@@ -146,9 +146,21 @@ async fn every_request_is_a_discovery_method_and_every_response_fits_its_schema(
     let fake = FakeGoogle::start(rich_world()).await;
     let dir = tempfile::tempdir().unwrap();
     let config = gcp_config(dir.path(), &fake, &[], "project_query = \"parent:folders/1\"", "");
-    let (code, report, stderr) = audit_json(&config).await;
-    assert_eq!(report["complete"], true, "{stderr}\n{report:#}");
-    assert_eq!(code, 1);
+    let base = std::fs::read_to_string(&config).unwrap();
+    // The same estate through the Run v1 global endpoint (default), Run v2 per region, and
+    // the Asset Inventory feed: every request any of them makes is checked.
+    let variants = [
+        base.clone(),
+        base.replace("[gcp]\n", "[gcp]\nrun_api = \"v2\"\n"),
+        format!("{base}\n[source]\nkind = \"asset_inventory\"\nscope = \"organizations/1\"\n"),
+    ];
+    for (i, text) in variants.iter().enumerate() {
+        let path = dir.path().join(format!("variant{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let (code, report, stderr) = audit_json(&path).await;
+        assert_eq!(report["complete"], true, "variant {i}: {stderr}\n{report:#}");
+        assert_eq!(code, 1, "variant {i}");
+    }
 
     let discovery = Discovery::load();
     let token = fake.with(|w| w.issued_tokens[0].clone());
@@ -182,8 +194,12 @@ async fn every_request_is_a_discovery_method_and_every_response_fits_its_schema(
     }
     let expected = [
         "binaryauthorization.v1:projects.getPolicy",
+        "cloudasset.v1:assets.list",
         "cloudfunctions.v2:projects.locations.functions.list",
         "cloudresourcemanager.v3:projects.search",
+        "run.v1:namespaces.jobs.list",
+        "run.v1:namespaces.services.list",
+        "run.v1:namespaces.workerpools.list",
         "run.v1:projects.locations.list",
         "run.v2:projects.locations.jobs.list",
         "run.v2:projects.locations.services.list",

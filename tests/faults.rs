@@ -46,7 +46,7 @@ struct Case {
 fn no_tweak(_: &mut World) {}
 
 fn cases() -> Vec<Case> {
-    let victim_services = "/v2/projects/victim/locations/us-central1/services";
+    let victim_services = "/apis/serving.knative.dev/v1/namespaces/victim/services";
     vec![
         Case {
             name: "429 storm with RetryInfo, then recovery",
@@ -70,7 +70,7 @@ fn cases() -> Vec<Case> {
                 Fault::status("/v1/projects/victim/policy", 500, google(500, "INTERNAL")).times(1),
                 Fault::raw(victim_services, 502, "<html>Bad Gateway</html>").times(1),
                 Fault::status("/v2/projects/victim/locations/-/functions", 503, google(503, "UNAVAILABLE")).times(1),
-                Fault::status("/v1/projects/victim/locations", 504, google(504, "DEADLINE_EXCEEDED")).times(1),
+                Fault::status("/namespaces/victim/jobs", 504, google(504, "DEADLINE_EXCEEDED")).times(1),
             ],
             tweak: no_tweak,
             config: &[],
@@ -108,14 +108,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "truncated JSON",
-            faults: vec![Fault::raw(victim_services, 200, "{\"services\": [{\"name\": \"projects/victim/loc")],
+            faults: vec![Fault::raw(victim_services, 200, "{\"items\": [{\"metadata\": {\"name\": \"go")],
             tweak: no_tweak,
             config: &[],
             victim_error: Some("services: unreadable response: EOF while parsing"),
         },
         Case {
             name: "wrong-typed JSON",
-            faults: vec![Fault::raw(victim_services, 200, "{\"services\": {\"name\": 1}}")],
+            faults: vec![Fault::raw(victim_services, 200, "{\"items\": {\"name\": 1}}")],
             tweak: no_tweak,
             config: &[],
             victim_error: Some("services: unreadable response: invalid type"),
@@ -129,7 +129,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "a nextPageToken that repeats forever",
-            faults: vec![Fault::raw(victim_services, 200, "{\"services\": [], \"nextPageToken\": \"again\"}")],
+            faults: vec![Fault::raw(victim_services, 200, "{\"items\": [], \"metadata\": {\"continue\": \"again\"}}")],
             tweak: no_tweak,
             config: &[],
             victim_error: Some("repeated a page token"),

@@ -1,18 +1,21 @@
 //! The one HTTP client every Google API call goes through: auth, bounded concurrency,
 //! timeouts, retries with jittered exponential backoff, size limits, paging, metrics.
 
-use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
-use prometheus::IntCounterVec;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use prometheus::{CounterVec, IntCounterVec};
 use reqwest::header::RETRY_AFTER;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use tokio::sync::Semaphore;
 
 use super::auth::Tokens;
 use super::error::ApiError;
+use crate::config::RateLimits;
 use crate::error::error_chain;
 use crate::google::Page;
 use crate::google::status::RpcStatus;
@@ -24,6 +27,8 @@ const MAX_PAGES: usize = 1000;
 const MAX_BODY_BYTES: usize = 64 << 20;
 /// A server asking for a longer pause than this gets this: the cycle must end.
 const MAX_SERVER_DELAY: Duration = Duration::from_secs(60);
+/// How long a 429 without a delay of its own pauses its API for everyone.
+const THROTTLE_PAUSE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -51,7 +56,49 @@ pub struct ApiClient {
     permits: Semaphore,
     request_timeout: Duration,
     retry: RetryPolicy,
-    requests: IntCounterVec,
+    pacers: HashMap<Api, Pacer>,
+    metrics: ClientMetrics,
+}
+
+/// What the client counts, by API.
+#[derive(Clone)]
+pub struct ClientMetrics {
+    pub requests: IntCounterVec,
+    pub retries: IntCounterVec,
+    pub throttle_wait_seconds: CounterVec,
+}
+
+/// Paces one API: a token bucket for the configured rate, and a pause that a 429 extends, so
+/// every caller of a throttled API backs off together instead of hammering it.
+struct Pacer {
+    bucket: DefaultDirectRateLimiter,
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl Pacer {
+    fn new(per_minute: u32) -> Pacer {
+        let rate = NonZeroU32::new(per_minute.max(1)).expect("at least one");
+        Pacer { bucket: RateLimiter::direct(Quota::per_minute(rate)), paused_until: Mutex::new(None) }
+    }
+
+    /// Waits for this API's turn; returns how long that took.
+    async fn wait(&self) -> Duration {
+        let started = Instant::now();
+        let pause = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = pause {
+            tokio::time::sleep_until(until.into()).await;
+        }
+        self.bucket.until_ready().await;
+        started.elapsed()
+    }
+
+    fn pause_for(&self, delay: Duration) {
+        let until = Instant::now() + delay;
+        let mut paused = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if paused.is_none_or(|p| p < until) {
+            *paused = Some(until);
+        }
+    }
 }
 
 /// Everything one listing returned, over all its pages.
@@ -67,7 +114,8 @@ impl ApiClient {
         concurrency: usize,
         request_timeout: Duration,
         retry: RetryPolicy,
-        requests: IntCounterVec,
+        rate_limits: RateLimits,
+        metrics: ClientMetrics,
     ) -> Result<Arc<ApiClient>, String> {
         // reqwest is built without a default crypto provider (see Cargo.toml): ring it is.
         // Already installed (by main, or an earlier client) is fine.
@@ -78,7 +126,22 @@ impl ApiClient {
             .timeout(request_timeout)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Arc::new(ApiClient { http, tokens, permits: Semaphore::new(concurrency), request_timeout, retry, requests }))
+        let pacers = HashMap::from([
+            (Api::Run, Pacer::new(rate_limits.run)),
+            (Api::Functions, Pacer::new(rate_limits.functions)),
+            (Api::Binaryauthorization, Pacer::new(rate_limits.binaryauthorization)),
+            (Api::Resourcemanager, Pacer::new(rate_limits.resourcemanager)),
+            (Api::Asset, Pacer::new(rate_limits.asset)),
+        ]);
+        Ok(Arc::new(ApiClient {
+            http,
+            tokens,
+            permits: Semaphore::new(concurrency),
+            request_timeout,
+            retry,
+            pacers,
+            metrics,
+        }))
     }
 
     /// GET `url` and decode it as `T`, retrying what is worth retrying.
@@ -95,7 +158,10 @@ impl ApiClient {
             .sleep(tokio::time::sleep)
             .when(ApiError::is_retryable)
             .adjust(|err, delay| delay.map(|d| err.retry_after().map_or(d, |asked| asked.min(MAX_SERVER_DELAY))))
-            .notify(|err, delay| tracing::debug!(%err, ?delay, "retrying"))
+            .notify(|err, delay| {
+                self.metrics.retries.with_label_values(&[api.as_str()]).inc();
+                tracing::debug!(%err, ?delay, "retrying");
+            })
             .await?;
         decode(&body, api, &endpoint)
     }
@@ -134,13 +200,20 @@ impl ApiClient {
     }
 
     async fn attempt(&self, api: Api, url: &str, query: &[(&str, &str)], endpoint: &str) -> Result<Vec<u8>, ApiError> {
+        if let Some(pacer) = self.pacers.get(&api) {
+            let waited = pacer.wait().await;
+            self.metrics.throttle_wait_seconds.with_label_values(&[api.as_str()]).inc_by(waited.as_secs_f64());
+        }
         let result = self.attempt_uncounted(api, url, query, endpoint).await;
         let code = match &result {
             Ok(_) => "200".to_owned(),
             Err(e) => e.metric_code(),
         };
         if !matches!(result, Err(ApiError::Auth(_))) {
-            self.requests.with_label_values(&[api.as_str(), &code]).inc();
+            self.metrics.requests.with_label_values(&[api.as_str(), &code]).inc();
+        }
+        if let (Err(e @ ApiError::Status { code: 429, .. }), Some(pacer)) = (&result, self.pacers.get(&api)) {
+            pacer.pause_for(e.retry_after().unwrap_or(THROTTLE_PAUSE));
         }
         result
     }
@@ -157,7 +230,7 @@ impl ApiClient {
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         // gcp_auth serves tokens from its cache, so only failures are worth counting.
         let token = self.tokens.token().await.inspect_err(|_| {
-            self.requests.with_label_values(&[Api::Token.as_str(), "error"]).inc();
+            self.metrics.requests.with_label_values(&[Api::Token.as_str(), "error"]).inc();
         })?;
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
@@ -238,6 +311,25 @@ fn shorten(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_429_pauses_every_caller_of_that_api() {
+        let pacer = Pacer::new(6000);
+        assert!(pacer.wait().await < Duration::from_millis(50));
+        pacer.pause_for(Duration::from_millis(300));
+        assert!(pacer.wait().await >= Duration::from_millis(290), "the pause applies to the next caller");
+        pacer.pause_for(Duration::from_millis(10));
+        assert!(pacer.wait().await < Duration::from_millis(50), "a shorter pause does not extend the last one");
+    }
+
+    #[tokio::test]
+    async fn the_bucket_paces_requests_past_its_burst() {
+        let pacer = Pacer::new(120); // 2 a second, a burst of 120
+        for _ in 0..120 {
+            pacer.wait().await;
+        }
+        assert!(pacer.wait().await >= Duration::from_millis(400), "the 121st request waits for a token");
+    }
 
     #[test]
     fn a_200_with_an_error_body_is_an_error() {

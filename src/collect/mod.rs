@@ -1,5 +1,6 @@
 //! Reading the world: Google's APIs or a saved snapshot, one project at a time.
 
+pub mod asset;
 pub mod auth;
 pub mod client;
 pub mod error;
@@ -13,8 +14,9 @@ use crate::config::{self, Config};
 use crate::inventory::ProjectInventory;
 
 pub enum Source {
-    Gcp(gcp::GcpSource),
+    Gcp(Box<gcp::GcpSource>),
     Snapshot(snapshot::SnapshotSource),
+    AssetInventory(asset::AssetSource),
 }
 
 /// One cycle's raw material.
@@ -27,7 +29,7 @@ pub struct Collected {
 
 impl Source {
     /// Builds the configured source; a bad credentials file fails here, naming the path.
-    pub fn from_config(config: &Config, requests: prometheus::IntCounterVec) -> Result<Source, String> {
+    pub fn from_config(config: &Config, metrics: client::ClientMetrics) -> Result<Source, String> {
         match &config.source {
             config::Source::Snapshot { path } => Ok(Source::Snapshot(snapshot::SnapshotSource::new(
                 path.clone(),
@@ -35,21 +37,21 @@ impl Source {
                 config.scope.kinds.clone(),
             ))),
             config::Source::Gcp => {
+                let client = api_client(config, metrics)?;
                 let gcp = &config.gcp;
-                let tokens = auth::Tokens::new(
-                    gcp.credentials_file.as_deref(),
-                    gcp.allow_world_readable_credentials,
-                    gcp.token_timeout,
-                )?;
-                let retry = client::RetryPolicy {
-                    max_retries: gcp.max_retries,
-                    min_delay: gcp.retry_min_delay,
-                    max_delay: gcp.retry_max_delay,
-                    ..Default::default()
-                };
-                let client = client::ApiClient::new(tokens, gcp.concurrency, gcp.request_timeout, retry, requests)?;
-                Ok(Source::Gcp(gcp::GcpSource::new(client, gcp.endpoints.clone(), config.scope.clone())))
+                Ok(Source::Gcp(Box::new(gcp::GcpSource::new(
+                    client,
+                    gcp.endpoints.clone(),
+                    config.scope.clone(),
+                    gcp.run_api,
+                ))))
             }
+            config::Source::AssetInventory { scope } => Ok(Source::AssetInventory(asset::AssetSource::new(
+                api_client(config, metrics)?,
+                config.gcp.endpoints.asset.clone(),
+                scope.clone(),
+                config.scope.kinds.clone(),
+            ))),
         }
     }
 
@@ -57,6 +59,7 @@ impl Source {
         match self {
             Source::Gcp(s) => s.projects().await,
             Source::Snapshot(s) => s.projects().await,
+            Source::AssetInventory(_) => unreachable!("the asset feed is collected whole"),
         }
     }
 
@@ -64,12 +67,24 @@ impl Source {
         match self {
             Source::Gcp(s) => s.collect_project(project).await,
             Source::Snapshot(s) => s.collect_project(project).await,
+            Source::AssetInventory(_) => unreachable!("the asset feed is collected whole"),
         }
     }
 
     /// Collects every project, `concurrency` projects at a time (requests are bounded
     /// separately inside the HTTP client).
     pub async fn collect(&self, fallback_projects: &[String], concurrency: usize) -> Collected {
+        let whole = match self {
+            Source::AssetInventory(s) => Some(s.collect_all().await),
+            Source::Snapshot(s) => s.collect_asset_file().await,
+            Source::Gcp(_) => None,
+        };
+        if let Some(result) = whole {
+            return match result {
+                Ok(projects) => Collected { projects, discovery_error: None },
+                Err(e) => Collected { projects: Vec::new(), discovery_error: Some(e) },
+            };
+        }
         let (projects, discovery_error) = match self.projects().await {
             Ok(p) => (p, None),
             Err(e) => (fallback_projects.to_vec(), Some(e)),
@@ -82,4 +97,17 @@ impl Source {
         inventories.sort_by(|a, b| a.project.cmp(&b.project));
         Collected { projects: inventories, discovery_error }
     }
+}
+
+fn api_client(config: &Config, metrics: client::ClientMetrics) -> Result<std::sync::Arc<client::ApiClient>, String> {
+    let gcp = &config.gcp;
+    let tokens =
+        auth::Tokens::new(gcp.credentials_file.as_deref(), gcp.allow_world_readable_credentials, gcp.token_timeout)?;
+    let retry = client::RetryPolicy {
+        max_retries: gcp.max_retries,
+        min_delay: gcp.retry_min_delay,
+        max_delay: gcp.retry_max_delay,
+        ..Default::default()
+    };
+    client::ApiClient::new(tokens, gcp.concurrency, gcp.request_timeout, retry, gcp.rate_limits, metrics)
 }

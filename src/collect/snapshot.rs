@@ -25,6 +25,26 @@ impl SnapshotSource {
         SnapshotSource { root, projects, kinds }
     }
 
+    /// When the snapshot is a file, it is a `gcloud asset list --format=json` export: read it
+    /// whole. `None` for a directory of per-project responses.
+    pub async fn collect_asset_file(&self) -> Option<Result<Vec<ProjectInventory>, String>> {
+        let meta = tokio::fs::metadata(&self.root).await.ok()?;
+        if !meta.is_file() {
+            return None;
+        }
+        let read = async {
+            let bytes = tokio::fs::read(&self.root).await.map_err(|e| format!("{}: {e}", self.root.display()))?;
+            let assets: Vec<super::asset::Asset> = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("{}: not a gcloud asset list JSON export: {e}", self.root.display()))?;
+            let mut inventories = super::asset::inventories(assets, &self.kinds);
+            if !self.projects.is_empty() {
+                inventories.retain(|i| self.projects.contains(&i.project));
+            }
+            Ok(inventories)
+        };
+        Some(read.await)
+    }
+
     /// `[scope] projects` when given, else every sub-directory.
     pub async fn projects(&self) -> Result<Vec<String>, String> {
         if !self.projects.is_empty() {

@@ -117,6 +117,11 @@ pub struct World {
     /// Refuse tokens older than this (401), whatever `expires_in` said.
     pub token_valid_for: Option<Duration>,
     pub token_issued_at: BTreeMap<String, std::time::Instant>,
+    /// Serve requests without a bearer token too (Google's own clients with anonymous
+    /// credentials, in the benchmark).
+    pub anonymous_ok: bool,
+    /// Asset Inventory returns Run resources in the v1 (Knative) shape instead of v2.
+    pub assets_in_v1_shape: bool,
 }
 
 impl World {
@@ -153,6 +158,9 @@ impl FakeGoogle {
             .route("/v1/projects/{project}/policy", get(policy))
             .route("/v2/projects/{project}/locations/{location}/{collection}", get(list))
             .route("/v3/projects:search", get(search))
+            .route("/apis/serving.knative.dev/v1/namespaces/{project}/services", get(knative_services))
+            .route("/apis/run.googleapis.com/v1/namespaces/{project}/{collection}", get(knative_list))
+            .route("/v1/{parent_type}/{parent}/assets", get(assets))
             .fallback(|| async { google_error(404, "NOT_FOUND", "no such method in the fake", None) })
             .layer(middleware::from_fn_with_state(Arc::clone(&world), faults_auth_and_log))
             .with_state(Arc::clone(&world));
@@ -254,8 +262,9 @@ async fn faults_auth_and_log(State(world): State<Shared>, request: Request, next
             (Some(valid), Some(issued)) => issued.elapsed() < valid,
             _ => true,
         };
-        let authorized =
-            request.uri().path() == "/token" || bearer.is_some_and(|t| w.issued_tokens.contains(&t) && fresh(&t));
+        let authorized = request.uri().path() == "/token"
+            || (w.anonymous_ok && bearer.is_none())
+            || bearer.is_some_and(|t| w.issued_tokens.contains(&t) && fresh(&t));
         (w.latency, fault, authorized)
     };
     tokio::time::sleep(latency).await;
@@ -379,8 +388,9 @@ fn page(
     query: &BTreeMap<String, String>,
     default_size: usize,
 ) -> Result<(Vec<Value>, Option<String>), Response> {
+    // `default_size` is also the server's maximum: Google may return fewer than asked.
     let size = match query.get("pageSize") {
-        Some(s) => s.parse::<usize>().ok().filter(|n| *n > 0).unwrap_or(default_size),
+        Some(s) => s.parse::<usize>().ok().filter(|n| *n > 0).unwrap_or(default_size).min(default_size),
         None => default_size,
     };
     let start = match query.get("pageToken") {
@@ -498,4 +508,168 @@ fn list_body(field: &str, items: Vec<Value>, next: Option<String>, unreachable: 
         body.insert("unreachable".into(), json!(unreachable));
     }
     axum::Json(Value::Object(body)).into_response()
+}
+
+/// The Run v1 (Knative) form of a v2 resource, as the v1 API and `gcloud run ... list` show it.
+pub fn knative(kind: &str, v2: &Value) -> Value {
+    let name = v2["name"].as_str().unwrap_or_default();
+    let parts: Vec<&str> = name.split('/').collect();
+    let (location, short) = (parts.get(3).copied().unwrap_or_default(), parts.last().copied().unwrap_or_default());
+    let mut annotations = serde_json::Map::new();
+    let b = &v2["binaryAuthorization"];
+    if b["useDefault"] == true {
+        annotations.insert("run.googleapis.com/binary-authorization".into(), json!("default"));
+    } else if let Some(policy) = b["policy"].as_str() {
+        annotations.insert("run.googleapis.com/binary-authorization".into(), json!(policy));
+    }
+    if let Some(j) = b["breakglassJustification"].as_str() {
+        annotations.insert("run.googleapis.com/binary-authorization-breakglass".into(), json!(j));
+    }
+    if let Some(c) = v2["creator"].as_str() {
+        annotations.insert("serving.knative.dev/creator".into(), json!(c));
+    }
+    if let Some(m) = v2["lastModifier"].as_str() {
+        annotations.insert("serving.knative.dev/lastModifier".into(), json!(m));
+    }
+    if let Some(target) = v2["buildConfig"]["functionTarget"].as_str() {
+        annotations.insert("run.googleapis.com/build-function-target".into(), json!(target));
+    }
+    if let Some(uri) = v2["buildConfig"]["imageUri"].as_str() {
+        annotations.insert("run.googleapis.com/build-image-uri".into(), json!(uri));
+    }
+    let mut labels = v2["labels"].as_object().cloned().unwrap_or_default();
+    labels.insert("cloud.googleapis.com/location".into(), json!(location));
+    let (api_version, spec) = match kind {
+        "Job" => (
+            "run.googleapis.com/v1",
+            json!({"template": {"spec": {"template": {"spec": {"containers": v2["template"]["template"]["containers"]}}}}}),
+        ),
+        "WorkerPool" => {
+            ("run.googleapis.com/v1", json!({"template": {"spec": {"containers": v2["template"]["containers"]}}}))
+        }
+        _ => ("serving.knative.dev/v1", json!({"template": {"spec": {"containers": v2["template"]["containers"]}}})),
+    };
+    json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": short, "namespace": "123456789012", "labels": labels, "annotations": annotations,
+                     "uid": format!("{short}-uid"), "generation": 1, "creationTimestamp": "2026-10-01T00:00:00Z"},
+        "spec": spec,
+    })
+}
+
+fn knative_page(w: &World, project: &str, kind: &str, query: &BTreeMap<String, String>) -> Response {
+    let p = match project_or_error(w, project, "run") {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let items: Vec<Value> = match kind {
+        "Service" => p.services.iter().map(|s| knative(kind, s)).collect(),
+        "Job" => p.jobs.iter().map(|j| knative(kind, j)).collect(),
+        _ => p.worker_pools.iter().map(|x| knative(kind, x)).collect(),
+    };
+    // Kubernetes-style paging: `limit` and `continue`, the token in `metadata.continue`.
+    let mut paging = BTreeMap::new();
+    if let Some(limit) = query.get("limit") {
+        paging.insert("pageSize".to_string(), limit.clone());
+    }
+    if let Some(token) = query.get("continue") {
+        paging.insert("pageToken".to_string(), token.clone());
+    }
+    match page(&items, &paging, w.page_size) {
+        Ok((items, next)) => {
+            let mut metadata = serde_json::Map::new();
+            if let Some(t) = next {
+                metadata.insert("continue".into(), json!(t));
+            }
+            let body = json!({"apiVersion": if kind == "Service" { "serving.knative.dev/v1" } else { "run.googleapis.com/v1" },
+                              "kind": format!("{kind}List"), "metadata": metadata, "items": items});
+            axum::Json(body).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn knative_services(
+    State(world): State<Shared>,
+    UrlPath(project): UrlPath<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    knative_page(&world.lock().unwrap(), &project, "Service", &query)
+}
+
+async fn knative_list(
+    State(world): State<Shared>,
+    UrlPath((project, collection)): UrlPath<(String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let kind = match collection.as_str() {
+        "jobs" => "Job",
+        "workerpools" => "WorkerPool",
+        _ => return google_error(404, "NOT_FOUND", "no such collection", None),
+    };
+    knative_page(&world.lock().unwrap(), &project, kind, &query)
+}
+
+/// Cloud Asset Inventory `assets.list` over every project in the world (or the one named).
+async fn assets(
+    State(world): State<Shared>,
+    UrlPath((parent_type, parent)): UrlPath<(String, String)>,
+    uri: axum::http::Uri,
+) -> Response {
+    let w = world.lock().unwrap();
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    let wanted: Vec<&str> = query.iter().filter(|(k, _)| k == "assetTypes").map(|(_, v)| v.as_str()).collect();
+    if query.iter().all(|(k, v)| !(k == "contentType" && v == "RESOURCE")) {
+        return google_error(400, "INVALID_ARGUMENT", "contentType must be RESOURCE in this fake", None);
+    }
+    let mut all = Vec::new();
+    for (id, p) in &w.projects {
+        if parent_type == "projects" && &parent != id {
+            continue;
+        }
+        let mut push = |asset_type: &str, name: String, data: Value| {
+            if wanted.is_empty() || wanted.contains(&asset_type) {
+                all.push(json!({
+                    "name": name, "assetType": asset_type,
+                    "resource": {"version": "v2", "discoveryName": asset_type.rsplit('/').next(),
+                                 "parent": format!("//cloudresourcemanager.googleapis.com/projects/{}", 100000 + id.len()),
+                                 "data": data},
+                    "ancestors": [format!("projects/{}", 100000 + id.len()), format!("{parent_type}/{parent}")],
+                    "updateTime": "2026-11-01T00:00:00Z",
+                }));
+            }
+        };
+        for (asset_type, kind, items) in [
+            ("run.googleapis.com/Service", "Service", &p.services),
+            ("run.googleapis.com/Job", "Job", &p.jobs),
+            ("run.googleapis.com/WorkerPool", "WorkerPool", &p.worker_pools),
+        ] {
+            for item in items {
+                let data = if w.assets_in_v1_shape { knative(kind, item) } else { item.clone() };
+                push(asset_type, format!("//run.googleapis.com/{}", item["name"].as_str().unwrap_or_default()), data);
+            }
+        }
+        for f in &p.functions {
+            push(
+                "cloudfunctions.googleapis.com/Function",
+                format!("//cloudfunctions.googleapis.com/{}", f["name"].as_str().unwrap_or_default()),
+                f.clone(),
+            );
+        }
+        if let Some(policy) = &p.policy {
+            push(
+                "binaryauthorization.googleapis.com/Policy",
+                format!("//binaryauthorization.googleapis.com/projects/{id}/policy"),
+                policy.clone(),
+            );
+        }
+    }
+    let paging: BTreeMap<String, String> =
+        query.into_iter().filter(|(k, _)| k == "pageSize" || k == "pageToken").collect();
+    match page(&all, &paging, w.page_size) {
+        Ok((items, next)) => list_body("assets", items, next, &[]),
+        Err(r) => r,
+    }
 }
