@@ -1,0 +1,213 @@
+//! Org-scale benchmark: the real binary against the in-process fake Google with injected
+//! per-request latency, for generated organisations, side by side with the lower bound and
+//! (optionally) Google's own Python clients in the loop a user would write.
+//!
+//!   cargo bench --bench org_scale                       # 100, 1000, 5000 projects
+//!   BENCH_SIZES=100 BENCH_PEER=1 cargo bench --bench org_scale
+//!
+//! Knobs (environment): BENCH_SIZES (comma list), BENCH_LATENCY_MS (50), BENCH_CONCURRENCY
+//! (64), BENCH_REGIONS (2), BENCH_WORKLOADS (20 per project), BENCH_PEER (run the Python
+//! peer, needs `pip install google-cloud-run google-cloud-functions
+//! google-cloud-binary-authorization`), BENCH_PEER_PROJECTS (100).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::fake_google::{FakeGoogle, World};
+use support::resources::*;
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A generated organisation: `projects` projects over `regions` regions, `workloads` per
+/// project (40% services, 20% jobs, 10% worker pools, 30% gen2 functions with their backing
+/// services), one in ten workloads non-compliant.
+fn organisation(projects: usize, regions: usize, workloads: usize) -> World {
+    let mut world = World { page_size: 1000, anonymous_ok: true, ..World::default() };
+    let region_names: Vec<String> = ["us-central1", "europe-west1", "asia-east1", "us-east1", "europe-west4"]
+        .iter()
+        .cycle()
+        .take(regions)
+        .map(|r| r.to_string())
+        .collect();
+    for p in 0..projects {
+        let id = format!("org-project-{p:05}");
+        let patterns: Vec<String> = region_names.iter().flat_map(|r| function_patterns(&id, r)).collect();
+        let project = world.project(&id);
+        project.locations = region_names.clone();
+        project.policy = Some(enforcing_policy(&id, &patterns.iter().map(String::as_str).collect::<Vec<_>>()));
+        for w in 0..workloads {
+            let region = &region_names[w % region_names.len()];
+            let name = format!("wl-{w:03}");
+            let broken = w % 10 == 9;
+            let unprotect = |v: Value| if broken { set(v, "/binaryAuthorization", Value::Null) } else { v };
+            match w * 10 / workloads.max(1) {
+                0..=3 => project.services.push(unprotect(service(&id, region, &name))),
+                4..=5 => project.jobs.push(unprotect(job(&id, region, &name))),
+                6 => project.worker_pools.push(unprotect(worker_pool(&id, region, &name))),
+                _ => {
+                    project.functions.push(function(&id, region, &name));
+                    project.services.push(unprotect(backing_service(&id, region, &name)));
+                }
+            }
+        }
+    }
+    world
+}
+
+/// Peak RSS (KiB) of the largest child waited for so far.
+fn children_max_rss_kib() -> i64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes the struct we pass; RUSAGE_CHILDREN is always valid.
+    unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+        usage.assume_init().ru_maxrss
+    }
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<i64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+struct Row {
+    projects: usize,
+    workloads: usize,
+    requests: usize,
+    min_requests: usize,
+    wall: Duration,
+    bound: Duration,
+    rss_mib: f64,
+    peer: Option<(usize, Duration)>,
+    metrics: Option<(Duration, usize, f64)>,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
+        .unwrap_or_else(|_| "100,1000,5000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let latency = Duration::from_millis(env("BENCH_LATENCY_MS", 50));
+    let concurrency: usize = env("BENCH_CONCURRENCY", 64);
+    let regions: usize = env("BENCH_REGIONS", 2);
+    let per_project: usize = env("BENCH_WORKLOADS", 20);
+    let peer = std::env::var("BENCH_PEER").is_ok();
+    let peer_projects: usize = env("BENCH_PEER_PROJECTS", 100);
+    let mut rows = Vec::new();
+
+    for &projects in &sizes {
+        let mut world = organisation(projects, regions, per_project);
+        world.latency = latency;
+        let fake = FakeGoogle::start(world).await;
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<String> = (0..projects).map(|p| format!("org-project-{p:05}")).collect();
+        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let port = support::run::free_port();
+        let limits = "[gcp.rate_limits]\nrun = 1000000\nfunctions = 1000000\nbinaryauthorization = 1000000\nresourcemanager = 1000000\nasset = 1000000\n";
+        let config = support::run::gcp_config(
+            dir.path(),
+            &fake,
+            &id_refs,
+            "",
+            &format!("{limits}\n[schedule]\ncron = \"0 0 1 1 *\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n"),
+        );
+        let text = std::fs::read_to_string(&config).unwrap().replace("[gcp]\n", &format!("[gcp]\nconcurrency = {concurrency}\n"));
+        std::fs::write(&config, text.replace("request_timeout = \"2s\"", "request_timeout = \"30s\"")).unwrap();
+
+        // One audit cycle, as `audit` runs it.
+        let started = Instant::now();
+        let out = tokio::process::Command::new(support::run::BIN)
+            .args(["audit", "--config", config.to_str().unwrap(), "--format", "json"])
+            .env("RUST_LOG", "error")
+            .output()
+            .await
+            .unwrap();
+        let wall = started.elapsed();
+        let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+        assert_eq!(report["complete"], true, "{}", String::from_utf8_lossy(&out.stderr));
+        let rss_mib = children_max_rss_kib() as f64 / 1024.0;
+        let requests = fake.with(|w| w.log.iter().filter(|r| r.path != "/token").count());
+        // Fewest requests any client could make: policy + functions + 3 Run lists per project.
+        let min_requests = projects * 5;
+        let bound = latency * (min_requests.div_ceil(concurrency)) as u32;
+        let workloads = report["summary"]["resources"].as_u64().unwrap() as usize;
+
+        // /metrics at this size, from the daemon.
+        let metrics = if projects == *sizes.iter().max().unwrap() {
+            let daemon = support::run::Daemon::start(&config).await;
+            daemon.wait_for_cycles(1).await;
+            let mut times = Vec::new();
+            let mut size = 0;
+            for _ in 0..5 {
+                let t = Instant::now();
+                size = daemon.metrics().await.len();
+                times.push(t.elapsed());
+            }
+            times.sort();
+            let hwm = vm_hwm_kib(daemon.child.id().unwrap()).unwrap_or(0) as f64 / 1024.0;
+            Some((times[2], size, hwm))
+        } else {
+            None
+        };
+
+        let peer_result = if peer && projects == sizes[0] {
+            let n = peer_projects.min(projects);
+            let started = Instant::now();
+            let status = std::process::Command::new("python3")
+                .arg("benches/peer_google_clients.py")
+                .args(["--endpoint", &fake.base_url, "--projects", &n.to_string(), "--regions", &regions.to_string()])
+                .status()
+                .expect("python3");
+            assert!(status.success(), "the peer loop failed");
+            Some((n, started.elapsed()))
+        } else {
+            None
+        };
+        rows.push(Row { projects, workloads, requests, min_requests, wall, bound, rss_mib, peer: peer_result, metrics });
+    }
+
+    println!("\nlatency {latency:?} per request, concurrency {concurrency}, {regions} regions, {per_project} workloads per project\n");
+    println!("| projects | workloads | requests (per project) | lower bound | cycle | cycle / bound | audit peak RSS |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} ({:.1}; minimum {}) | {:.2} s | {:.2} s | {:.2}x | {:.0} MiB |",
+            r.projects,
+            r.workloads,
+            r.requests,
+            r.requests as f64 / r.projects as f64,
+            r.min_requests,
+            r.bound.as_secs_f64(),
+            r.wall.as_secs_f64(),
+            r.wall.as_secs_f64() / r.bound.as_secs_f64(),
+            r.rss_mib
+        );
+    }
+    for r in &rows {
+        if let Some((render, size, hwm)) = r.metrics {
+            println!(
+                "\n/metrics at {} workloads: median render+transfer {:.0} ms, {:.1} MiB, daemon peak RSS {hwm:.0} MiB",
+                r.workloads,
+                render.as_secs_f64() * 1000.0,
+                size as f64 / (1 << 20) as f64
+            );
+        }
+        if let Some((n, t)) = r.peer {
+            let ours_per_project = r.wall.as_secs_f64() / r.projects as f64;
+            let theirs_per_project = t.as_secs_f64() / n as f64;
+            println!(
+                "\npeer (Google's Python clients, sequential loop) over {n} projects: {:.1} s ({:.3} s/project) vs ours {:.3} s/project: {:.0}x",
+                t.as_secs_f64(),
+                theirs_per_project,
+                ours_per_project,
+                theirs_per_project / ours_per_project
+            );
+        }
+    }
+}
