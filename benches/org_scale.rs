@@ -59,16 +59,6 @@ fn organisation(projects: usize, regions: usize, workloads: usize) -> World {
     world
 }
 
-/// Peak RSS (KiB) of the largest child waited for so far.
-fn children_max_rss_kib() -> i64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes the struct we pass; RUSAGE_CHILDREN is always valid.
-    unsafe {
-        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
-        usage.assume_init().ru_maxrss
-    }
-}
-
 fn vm_hwm_kib(pid: u32) -> Option<i64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
@@ -117,25 +107,46 @@ async fn main() {
             "",
             &format!("{limits}\n[schedule]\ncron = \"0 0 1 1 *\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n"),
         );
-        let text = std::fs::read_to_string(&config).unwrap().replace("[gcp]\n", &format!("[gcp]\nconcurrency = {concurrency}\n"));
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("[gcp]\n", &format!("[gcp]\nconcurrency = {concurrency}\n"));
         std::fs::write(&config, text.replace("request_timeout = \"2s\"", "request_timeout = \"30s\"")).unwrap();
 
         // One audit cycle, as `audit` runs it.
         let started = Instant::now();
-        let out = tokio::process::Command::new(support::run::BIN)
-            .args(["audit", "--config", config.to_str().unwrap(), "--format", "json"])
+        // BENCH_WRAPPER="valgrind --tool=massif" profiles the audit instead of timing it.
+        let wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
+        let mut argv: Vec<String> = wrapper.split_whitespace().map(String::from).collect();
+        argv.extend([support::run::BIN.to_string(), "audit".into(), "--config".into()]);
+        argv.extend([config.to_str().unwrap().to_string(), "--format".into(), "json".into()]);
+        let child = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
             .env("RUST_LOG", "error")
-            .output()
-            .await
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
+        // getrusage would count the bench's own pages, shared with the child until exec;
+        // the child's VmHWM, sampled until it exits, is its own peak.
+        let pid = child.id().unwrap();
+        let sampler = tokio::spawn(async move {
+            let mut peak = 0;
+            while let Some(hwm) = vm_hwm_kib(pid) {
+                peak = peak.max(hwm);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            peak
+        });
+        let out = child.wait_with_output().await.unwrap();
         let wall = started.elapsed();
         let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
         assert_eq!(report["complete"], true, "{}", String::from_utf8_lossy(&out.stderr));
-        let rss_mib = children_max_rss_kib() as f64 / 1024.0;
+        let rss_mib = sampler.await.unwrap() as f64 / 1024.0;
         let requests = fake.with(|w| w.log.iter().filter(|r| r.path != "/token").count());
-        // Fewest requests any client could make: policy + functions + 3 Run lists per project.
+        // Fewest requests any client could make: policy + functions + 3 Run lists per project,
+        // after the one token request everything waits for.
         let min_requests = projects * 5;
-        let bound = latency * (min_requests.div_ceil(concurrency)) as u32;
+        let bound = latency * (1 + min_requests.div_ceil(concurrency)) as u32;
         let workloads = report["summary"]["resources"].as_u64().unwrap() as usize;
 
         // /metrics at this size, from the daemon.
@@ -169,11 +180,25 @@ async fn main() {
         } else {
             None
         };
-        rows.push(Row { projects, workloads, requests, min_requests, wall, bound, rss_mib, peer: peer_result, metrics });
+        rows.push(Row {
+            projects,
+            workloads,
+            requests,
+            min_requests,
+            wall,
+            bound,
+            rss_mib,
+            peer: peer_result,
+            metrics,
+        });
     }
 
-    println!("\nlatency {latency:?} per request, concurrency {concurrency}, {regions} regions, {per_project} workloads per project\n");
-    println!("| projects | workloads | requests (per project) | lower bound | cycle | cycle / bound | audit peak RSS |");
+    println!(
+        "\nlatency {latency:?} per request, concurrency {concurrency}, {regions} regions, {per_project} workloads per project\n"
+    );
+    println!(
+        "| projects | workloads | requests (per project) | lower bound | cycle | cycle / bound | audit peak RSS |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(

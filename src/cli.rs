@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -85,13 +86,18 @@ async fn audit(path: &std::path::Path, format: Format, fail_on_findings: bool) -
         }
     };
     let outcome = run_cycle(&source, &config.rules, &config.scope.projects, config.gcp.concurrency).await;
-    let report = Report::from_published(&Published::default().merge(outcome, unix_now(), &config.suppressions));
-    let text = match format {
-        Format::Json => serde_json::to_string_pretty(&report).expect("the report serialises") + "\n",
-        Format::Table => report.to_table(),
+    let published = Published::default().merge(outcome, unix_now(), &config.suppressions);
+    let report = Report::from_published(&published);
+    // Streamed, not built in memory first: at 100k workloads the JSON is tens of MiB. A closed
+    // pipe (`| head`) is the reader's choice, not an error worth a panic.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from).and_then(|()| writeln!(out))
+        }
+        Format::Table => write!(out, "{}", report.to_table()),
     };
-    // A closed pipe (`| head`) is the reader's choice, not an error worth a panic.
-    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+    let _ = written.and_then(|()| out.flush());
     ExitCode::from(report.exit_code(fail_on_findings))
 }
 

@@ -192,7 +192,7 @@ fn publish(state: &SharedState, metrics: &Metrics, outcome: AuditOutcome, suppre
         "audit cycle finished"
     );
     for p in report.projects.iter().filter(|p| !p.ok) {
-        tracing::warn!(project = %p.project, error = p.error.as_deref().unwrap_or(""), "project audit incomplete");
+        tracing::warn!(project = %p.project, error = p.error.unwrap_or(""), "project audit incomplete");
     }
     if let Some(e) = &published.discovery_error {
         tracing::warn!(error = %e, "project discovery failed");

@@ -3,8 +3,9 @@
 
 use std::sync::{Arc, RwLock};
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use std::fmt::Write as _;
+
+use prometheus::core::Collector;
 use prometheus::{CounterVec, Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::collect::client::ClientMetrics;
@@ -28,6 +29,7 @@ impl SharedState {
 
 pub struct Metrics {
     registry: Registry,
+    state: Arc<SharedState>,
     pub client: ClientMetrics,
     pub cycles: IntCounterVec,
     pub config_reload_successful: IntGauge,
@@ -100,12 +102,12 @@ impl Metrics {
             Box::new(build_info),
             Box::new(config_reload_successful.clone()),
             Box::new(config_reload_timestamp.clone()),
-            Box::new(AuditCollector::new(state)),
         ] {
             registry.register(c).expect("metric names are unique");
         }
         Metrics {
             registry,
+            state,
             client: ClientMetrics {
                 requests: api_requests,
                 retries: api_retries,
@@ -118,11 +120,13 @@ impl Metrics {
         }
     }
 
-    /// The text exposition format.
+    /// The text exposition format: the process's counters, then the latest audit results.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("encoding to memory cannot fail");
-        String::from_utf8(buf).expect("the text format is UTF-8")
+        let mut out = String::from_utf8(buf).expect("the text format is UTF-8");
+        write_audit_families(&mut out, &self.state.load());
+        out
     }
 }
 
@@ -190,169 +194,133 @@ const AUDIT_LAST_SUCCESS: Family = Family {
 const AUDIT_DURATION: Family =
     Family { name: "binauthz_audit_duration_seconds", help: "Wall time of the last audit cycle.", labels: &[] };
 
-const FAMILIES: [&Family; 12] = [
-    &SUPPRESSION,
-    &RESOURCE_COMPLIANT,
-    &RESOURCE_VIOLATION,
-    &RESOURCE_UNKNOWN,
-    &PROJECT_FINDING,
-    &ALLOWLIST_ENTRY,
-    &POLICY_INFO,
-    &PROJECT_UP,
-    &PROJECT_API_DISABLED,
-    &PROJECT_LAST_SUCCESS,
-    &AUDIT_LAST_SUCCESS,
-    &AUDIT_DURATION,
-];
-
-struct AuditCollector {
-    state: Arc<SharedState>,
-    descs: Vec<Desc>,
-}
-
-impl AuditCollector {
-    fn new(state: Arc<SharedState>) -> Self {
-        let descs = FAMILIES
-            .iter()
-            .map(|f| {
-                Desc::new(
-                    f.name.into(),
-                    format!("{} {CACHED}", f.help),
-                    f.labels.iter().map(|l| l.to_string()).collect(),
-                    Default::default(),
-                )
-                .expect("valid descriptor")
-            })
-            .collect();
-        AuditCollector { state, descs }
-    }
-}
-
-/// Builds one family's samples.
+/// One family's samples, written straight in the text exposition format: at 100k workloads,
+/// building protobuf-shaped structs first would double the memory a scrape needs.
 struct Samples {
     family: &'static Family,
-    metrics: Vec<Metric>,
+    body: String,
 }
 
 impl Samples {
     fn new(family: &'static Family) -> Self {
-        Samples { family, metrics: Vec::new() }
+        Samples { family, body: String::new() }
     }
 
     fn push(&mut self, values: &[&str], value: f64) {
         debug_assert_eq!(values.len(), self.family.labels.len());
-        let labels = self
-            .family
-            .labels
-            .iter()
-            .zip(values)
-            .map(|(name, value)| {
-                let mut pair = LabelPair::default();
-                pair.set_name(name.to_string());
-                pair.set_value(value.to_string());
-                pair
-            })
-            .collect();
-        let mut gauge = Gauge::default();
-        gauge.set_value(value);
-        let mut metric = Metric::default();
-        metric.set_label(labels);
-        metric.set_gauge(gauge);
-        self.metrics.push(metric);
+        self.body.push_str(self.family.name);
+        if !values.is_empty() {
+            self.body.push('{');
+            for (i, (name, v)) in self.family.labels.iter().zip(values).enumerate() {
+                if i > 0 {
+                    self.body.push(',');
+                }
+                self.body.push_str(name);
+                self.body.push_str("=\"");
+                escape_label_value(&mut self.body, v);
+                self.body.push('"');
+            }
+            self.body.push('}');
+        }
+        let _ = writeln!(self.body, " {value}");
     }
 
-    fn into_family(self) -> MetricFamily {
-        let mut mf = MetricFamily::default();
-        mf.set_name(self.family.name.into());
-        mf.set_help(format!("{} {CACHED}", self.family.help));
-        mf.set_field_type(MetricType::GAUGE);
-        mf.set_metric(self.metrics);
-        mf
+    fn write_to(&self, out: &mut String) {
+        if self.body.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "# HELP {} {} {CACHED}", self.family.name, self.family.help.replace('\\', "\\\\"));
+        let _ = writeln!(out, "# TYPE {} gauge", self.family.name);
+        out.push_str(&self.body);
     }
 }
 
-impl Collector for AuditCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
+/// The text format's escaping of label values: backslash, double quote and line feed.
+fn escape_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
     }
+}
 
-    fn collect(&self) -> Vec<MetricFamily> {
-        let published = self.state.load();
-        let mut compliant = Samples::new(&RESOURCE_COMPLIANT);
-        let mut violation = Samples::new(&RESOURCE_VIOLATION);
-        let mut unknown = Samples::new(&RESOURCE_UNKNOWN);
-        let mut finding = Samples::new(&PROJECT_FINDING);
-        let mut allowlist = Samples::new(&ALLOWLIST_ENTRY);
-        let mut policy_info = Samples::new(&POLICY_INFO);
-        let mut up = Samples::new(&PROJECT_UP);
-        let mut api_disabled = Samples::new(&PROJECT_API_DISABLED);
-        let mut project_success = Samples::new(&PROJECT_LAST_SUCCESS);
-        let mut audit_success = Samples::new(&AUDIT_LAST_SUCCESS);
-        let mut duration = Samples::new(&AUDIT_DURATION);
+/// Renders the published audit results.
+fn write_audit_families(out: &mut String, published: &Published) {
+    let mut compliant = Samples::new(&RESOURCE_COMPLIANT);
+    let mut violation = Samples::new(&RESOURCE_VIOLATION);
+    let mut unknown = Samples::new(&RESOURCE_UNKNOWN);
+    let mut finding = Samples::new(&PROJECT_FINDING);
+    let mut allowlist = Samples::new(&ALLOWLIST_ENTRY);
+    let mut policy_info = Samples::new(&POLICY_INFO);
+    let mut up = Samples::new(&PROJECT_UP);
+    let mut api_disabled = Samples::new(&PROJECT_API_DISABLED);
+    let mut project_success = Samples::new(&PROJECT_LAST_SUCCESS);
+    let mut audit_success = Samples::new(&AUDIT_LAST_SUCCESS);
+    let mut duration = Samples::new(&AUDIT_DURATION);
 
-        for (project, state) in &published.projects {
-            let v = &state.shown;
-            up.push(&[project], if state.up { 1.0 } else { 0.0 });
-            if let Some(t) = state.last_success {
-                project_success.push(&[project], t);
+    for (project, state) in &published.projects {
+        let v = &state.shown;
+        up.push(&[project], if state.up { 1.0 } else { 0.0 });
+        if let Some(t) = state.last_success {
+            project_success.push(&[project], t);
+        }
+        for f in &v.findings {
+            finding.push(&[project, f.as_str()], 1.0);
+        }
+        for api in &v.disabled_apis {
+            api_disabled.push(&[project, api.as_str()], 1.0);
+        }
+        if let Some(p) = &v.policy {
+            policy_info
+                .push(&[project, &p.evaluation_mode, &p.enforcement_mode, &p.global_policy_evaluation_mode], 1.0);
+        }
+        for e in &v.allowlist {
+            allowlist.push(&[project, &e.location, &e.repository], if e.present { 1.0 } else { 0.0 });
+        }
+        for r in &v.resources {
+            let ids = [project.as_str(), &r.location, r.kind.as_str(), &r.name];
+            match r.compliance {
+                Compliance::Compliant => compliant.push(&ids, 1.0),
+                Compliance::NonCompliant => compliant.push(&ids, 0.0),
+                Compliance::Unknown => unknown.push(&ids, 1.0),
             }
-            for f in &v.findings {
-                finding.push(&[project, f.as_str()], 1.0);
-            }
-            for api in &v.disabled_apis {
-                api_disabled.push(&[project, api.as_str()], 1.0);
-            }
-            if let Some(p) = &v.policy {
-                policy_info
-                    .push(&[project, &p.evaluation_mode, &p.enforcement_mode, &p.global_policy_evaluation_mode], 1.0);
-            }
-            for e in &v.allowlist {
-                allowlist.push(&[project, &e.location, &e.repository], if e.present { 1.0 } else { 0.0 });
-            }
-            for r in &v.resources {
-                let ids = [project.as_str(), &r.location, r.kind.as_str(), &r.name];
-                match r.compliance {
-                    Compliance::Compliant => compliant.push(&ids, 1.0),
-                    Compliance::NonCompliant => compliant.push(&ids, 0.0),
-                    Compliance::Unknown => unknown.push(&ids, 1.0),
-                }
-                for reason in &r.violations {
-                    let suppressed = if published.is_suppressed(project, r, *reason) { "true" } else { "false" };
-                    violation.push(&[ids[0], ids[1], ids[2], ids[3], reason.as_str(), suppressed], 1.0);
-                }
+            for reason in &r.violations {
+                let suppressed = if published.is_suppressed(project, r, *reason) { "true" } else { "false" };
+                violation.push(&[ids[0], ids[1], ids[2], ids[3], reason.as_str(), suppressed], 1.0);
             }
         }
-        if let Some(t) = published.last_success {
-            audit_success.push(&[], t);
-        }
-        let mut suppression = Samples::new(&SUPPRESSION);
-        let now = published.now();
-        for s in &published.suppressions.0 {
-            let expires = s.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            let state = if s.is_expired(now) { "expired" } else { "active" };
-            let violation = s.violation.map_or("", |v| v.as_str());
-            suppression.push(&[&s.project, &s.location, &s.kind, &s.name, violation, &expires, state], 1.0);
-        }
-        if let Some(d) = published.last_duration {
-            duration.push(&[], d);
-        }
-        [
-            compliant,
-            violation,
-            unknown,
-            finding,
-            allowlist,
-            policy_info,
-            up,
-            api_disabled,
-            project_success,
-            audit_success,
-            duration,
-            suppression,
-        ]
-        .into_iter()
-        .filter(|s| !s.metrics.is_empty())
-        .map(Samples::into_family)
-        .collect()
+    }
+    if let Some(t) = published.last_success {
+        audit_success.push(&[], t);
+    }
+    let mut suppression = Samples::new(&SUPPRESSION);
+    let now = published.now();
+    for s in &published.suppressions.0 {
+        let expires = s.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let state = if s.is_expired(now) { "expired" } else { "active" };
+        let violation = s.violation.map_or("", |v| v.as_str());
+        suppression.push(&[&s.project, &s.location, &s.kind, &s.name, violation, &expires, state], 1.0);
+    }
+    if let Some(d) = published.last_duration {
+        duration.push(&[], d);
+    }
+    for samples in [
+        compliant,
+        violation,
+        unknown,
+        finding,
+        allowlist,
+        policy_info,
+        up,
+        api_disabled,
+        project_success,
+        audit_success,
+        duration,
+        suppression,
+    ] {
+        samples.write_to(out);
     }
 }

@@ -10,23 +10,24 @@ use crate::inventory::{Api, Kind, Policy};
 use crate::state::Published;
 use crate::suppress::Suppression;
 
+/// Borrows from the published state: at 100k workloads a copy would cost as much again.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub struct Report<'a> {
     /// Every project in scope was read in full by the latest cycle.
     pub complete: bool,
     pub generated_at: Option<String>,
     /// Project discovery failed: projects it would have found are missing.
     pub error: Option<String>,
     pub summary: Summary,
-    pub projects: Vec<ProjectReport>,
-    pub resources: Vec<ResourceReport>,
-    pub suppressions: Vec<SuppressionReport>,
+    pub projects: Vec<ProjectReport<'a>>,
+    pub resources: Vec<ResourceReport<'a>>,
+    pub suppressions: Vec<SuppressionReport<'a>>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct SuppressionReport {
+pub struct SuppressionReport<'a> {
     #[serde(flatten)]
-    pub suppression: Suppression,
+    pub suppression: &'a Suppression,
     /// `active` or `expired` (an expired suppression suppresses nothing).
     pub state: &'static str,
 }
@@ -46,45 +47,45 @@ pub struct Summary {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ProjectReport {
-    pub project: String,
+pub struct ProjectReport<'a> {
+    pub project: &'a str,
     /// The latest audit of this project was complete.
     pub ok: bool,
-    pub error: Option<String>,
-    pub findings: Vec<Finding>,
-    pub policy: Option<Policy>,
-    pub disabled_apis: Vec<Api>,
-    pub allowlist: Vec<AllowlistEntry>,
+    pub error: Option<&'a str>,
+    pub findings: &'a [Finding],
+    pub policy: Option<&'a Policy>,
+    pub disabled_apis: &'a [Api],
+    pub allowlist: &'a [AllowlistEntry],
     pub last_success: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ResourceReport {
-    pub project: String,
-    pub location: String,
+pub struct ResourceReport<'a> {
+    pub project: &'a str,
+    pub location: &'a str,
     pub kind: Kind,
-    pub name: String,
+    pub name: &'a str,
     /// A function deployed through the Cloud Run Admin API is listed as a service.
     pub function: bool,
     /// `null` when compliance could not be decided.
     pub compliant: Option<bool>,
     pub status: Compliance,
-    pub violations: Vec<Violation>,
+    pub violations: &'a [Violation],
     /// The violations an active suppression covers.
     pub suppressed: Vec<Violation>,
-    pub unknown_reason: Option<String>,
-    pub image: Option<String>,
-    pub last_modifier: Option<String>,
-    pub remediation: Option<String>,
+    pub unknown_reason: Option<&'a str>,
+    pub image: Option<&'a str>,
+    pub last_modifier: Option<&'a str>,
+    pub remediation: Option<&'a str>,
 }
 
-impl ResourceReport {
-    fn new(project: &str, r: &ResourceVerdict, published: &Published) -> Self {
+impl<'a> ResourceReport<'a> {
+    fn new(project: &'a str, r: &'a ResourceVerdict, published: &Published) -> Self {
         ResourceReport {
-            project: project.to_owned(),
-            location: r.location.clone(),
+            project,
+            location: &r.location,
             kind: r.kind,
-            name: r.name.clone(),
+            name: &r.name,
             function: r.is_function,
             compliant: match r.compliance {
                 Compliance::Compliant => Some(true),
@@ -92,12 +93,12 @@ impl ResourceReport {
                 Compliance::Unknown => None,
             },
             status: r.compliance,
-            violations: r.violations.clone(),
+            violations: &r.violations,
             suppressed: r.violations.iter().copied().filter(|v| published.is_suppressed(project, r, *v)).collect(),
-            unknown_reason: r.unknown_reason.clone(),
-            image: r.image.clone(),
-            last_modifier: r.last_modifier.clone(),
-            remediation: r.remediation.clone(),
+            unknown_reason: r.unknown_reason.as_deref(),
+            image: r.image.as_deref(),
+            last_modifier: r.last_modifier.as_deref(),
+            remediation: r.remediation.as_deref(),
         }
     }
 }
@@ -106,8 +107,8 @@ fn timestamp(unix: f64) -> Option<String> {
     DateTime::<Utc>::from_timestamp_millis((unix * 1000.0) as i64).map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
-impl Report {
-    pub fn from_published(published: &Published) -> Report {
+impl<'a> Report<'a> {
+    pub fn from_published(published: &'a Published) -> Report<'a> {
         let mut summary = Summary::default();
         let mut projects = Vec::new();
         let mut resources = Vec::new();
@@ -129,13 +130,13 @@ impl Report {
                 resources.push(resource);
             }
             projects.push(ProjectReport {
-                project: name.clone(),
+                project: name,
                 ok: state.up,
-                error: state.error.clone(),
-                findings: v.findings.clone(),
-                policy: v.policy.clone(),
-                disabled_apis: v.disabled_apis.clone(),
-                allowlist: v.allowlist.clone(),
+                error: state.error.as_deref(),
+                findings: &v.findings,
+                policy: v.policy.as_ref(),
+                disabled_apis: &v.disabled_apis,
+                allowlist: &v.allowlist,
                 last_success: state.last_success.and_then(timestamp),
             });
         }
@@ -151,7 +152,7 @@ impl Report {
                 .0
                 .iter()
                 .map(|s| SuppressionReport {
-                    suppression: s.clone(),
+                    suppression: s,
                     state: if s.is_expired(published.now()) { "expired" } else { "active" },
                 })
                 .collect(),
@@ -185,10 +186,10 @@ impl Report {
             let kind =
                 if r.function && r.kind == Kind::Service { "service (function)".into() } else { r.kind.to_string() };
             rows.push([
-                r.project.clone(),
-                r.location.clone(),
+                r.project.to_owned(),
+                r.location.to_owned(),
                 kind,
-                r.name.clone(),
+                r.name.to_owned(),
                 match r.status {
                     Compliance::Compliant => "ok".into(),
                     Compliance::NonCompliant => "VIOLATION".into(),
@@ -282,10 +283,12 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_completeness_then_violations() {
-        let clean = Report::from_published(&published(vec![verdict("a", true, 2)]));
+        let clean = published(vec![verdict("a", true, 2)]);
+        let clean = Report::from_published(&clean);
         assert_eq!(clean.exit_code(false), 0);
         assert_eq!(clean.summary.compliant, 2);
-        let incomplete = Report::from_published(&published(vec![verdict("a", true, 2), verdict("b", false, 0)]));
+        let incomplete = published(vec![verdict("a", true, 2), verdict("b", false, 0)]);
+        let incomplete = Report::from_published(&incomplete);
         assert!(!incomplete.complete);
         assert_eq!(incomplete.exit_code(false), 2);
         assert!(!incomplete.projects[1].ok);
@@ -298,7 +301,8 @@ mod tests {
 
     #[test]
     fn the_table_lists_every_resource_and_a_summary() {
-        let table = Report::from_published(&published(vec![verdict("a", true, 2)])).to_table();
+        let state = published(vec![verdict("a", true, 2)]);
+        let table = Report::from_published(&state).to_table();
         assert!(table.starts_with("PROJECT"));
         assert_eq!(table.matches("svc").count(), 2);
         assert!(table.contains("2 resources: 2 compliant"), "{table}");
