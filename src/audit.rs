@@ -25,7 +25,11 @@ pub async fn run_cycle(
     concurrency: usize,
 ) -> AuditOutcome {
     let started = Instant::now();
-    let collected = source.collect(fallback_projects, concurrency).await;
-    let projects = collected.projects.iter().map(|inventory| evaluate_project(inventory, rules)).collect();
-    AuditOutcome { projects, discovery_error: collected.discovery_error, duration: started.elapsed() }
+    let collected =
+        source.collect(fallback_projects, concurrency, |inventory| evaluate_project(&inventory, rules)).await;
+    AuditOutcome {
+        projects: collected.projects,
+        discovery_error: collected.discovery_error,
+        duration: started.elapsed(),
+    }
 }

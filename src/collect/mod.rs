@@ -21,8 +21,9 @@ pub enum Source {
 
 /// One cycle's raw material.
 #[derive(Debug)]
-pub struct Collected {
-    pub projects: Vec<ProjectInventory>,
+pub struct Collected<T> {
+    /// What `each` made of every project's inventory, in project order.
+    pub projects: Vec<T>,
     /// Project discovery failed: the audit covers only what could be found.
     pub discovery_error: Option<String>,
 }
@@ -73,7 +74,15 @@ impl Source {
 
     /// Collects every project, `concurrency` projects at a time (requests are bounded
     /// separately inside the HTTP client).
-    pub async fn collect(&self, fallback_projects: &[String], concurrency: usize) -> Collected {
+    ///
+    /// Each inventory is handed to `each` as soon as it is complete and then dropped, so that
+    /// an organisation's raw inventory never has to fit in memory all at once.
+    pub async fn collect<T>(
+        &self,
+        fallback_projects: &[String],
+        concurrency: usize,
+        each: impl Fn(ProjectInventory) -> T,
+    ) -> Collected<T> {
         let whole = match self {
             Source::AssetInventory(s) => Some(s.collect_all().await),
             Source::Snapshot(s) => s.collect_asset_file().await,
@@ -81,7 +90,7 @@ impl Source {
         };
         if let Some(result) = whole {
             return match result {
-                Ok(projects) => Collected { projects, discovery_error: None },
+                Ok(projects) => Collected { projects: projects.into_iter().map(each).collect(), discovery_error: None },
                 Err(e) => Collected { projects: Vec::new(), discovery_error: Some(e) },
             };
         }
@@ -89,13 +98,17 @@ impl Source {
             Ok(p) => (p, None),
             Err(e) => (fallback_projects.to_vec(), Some(e)),
         };
-        let mut inventories: Vec<ProjectInventory> = stream::iter(projects)
-            .map(|p| async move { self.collect_project(&p).await })
+        let each = &each;
+        let mut results: Vec<(String, T)> = stream::iter(projects)
+            .map(|p| async move {
+                let inventory = self.collect_project(&p).await;
+                (p, each(inventory))
+            })
             .buffer_unordered(concurrency.max(1))
             .collect()
             .await;
-        inventories.sort_by(|a, b| a.project.cmp(&b.project));
-        Collected { projects: inventories, discovery_error }
+        results.sort_by(|a, b| a.0.cmp(&b.0));
+        Collected { projects: results.into_iter().map(|(_, t)| t).collect(), discovery_error }
     }
 }
 
