@@ -78,16 +78,19 @@ struct Row {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs a small smoke round so the
+    // harness itself stays tested.
+    let full = std::env::args().any(|a| a == "--bench");
     let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
-        .unwrap_or_else(|_| "100,1000,5000".into())
+        .unwrap_or_else(|_| if full { "100,1000,5000".into() } else { "10".into() })
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let latency = Duration::from_millis(env("BENCH_LATENCY_MS", 50));
+    let latency = Duration::from_millis(env("BENCH_LATENCY_MS", if full { 50 } else { 1 }));
     let concurrency: usize = env("BENCH_CONCURRENCY", 64);
     let regions: usize = env("BENCH_REGIONS", 2);
     let per_project: usize = env("BENCH_WORKLOADS", 20);
-    let peer = std::env::var("BENCH_PEER").is_ok();
+    let peer = full && std::env::var("BENCH_PEER").is_ok();
     let peer_projects: usize = env("BENCH_PEER_PROJECTS", 100);
     let mut rows = Vec::new();
 

@@ -121,3 +121,9 @@ pub fn function_patterns(project: &str, region: &str) -> Vec<String> {
         format!("{region}-docker.pkg.dev/{project}/cloud-run-source-deploy/**"),
     ]
 }
+
+/// An enforcing policy that exempts the build repositories of functions in `region`.
+pub fn policy_exempting_functions(project: &str, region: &str) -> Value {
+    let patterns = function_patterns(project, region);
+    enforcing_policy(project, &patterns.iter().map(String::as_str).collect::<Vec<_>>())
+}
