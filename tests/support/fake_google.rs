@@ -122,6 +122,9 @@ pub struct World {
     pub anonymous_ok: bool,
     /// Asset Inventory returns Run resources in the v1 (Knative) shape instead of v2.
     pub assets_in_v1_shape: bool,
+    /// Requests being answered now, and the most ever at once, by path.
+    pub in_flight: BTreeMap<String, usize>,
+    pub max_in_flight: BTreeMap<String, usize>,
 }
 
 impl World {
@@ -236,7 +239,36 @@ pub fn service_disabled(service: &str) -> Value {
                      "domain": "googleapis.com", "metadata": {"service": service}}]}})
 }
 
+/// Counts a request in flight on its path for as long as it lives.
+struct InFlight {
+    world: Shared,
+    path: String,
+}
+
+impl InFlight {
+    fn enter(world: &Shared, path: &str) -> InFlight {
+        let mut w = world.lock().unwrap();
+        let now = w.in_flight.entry(path.to_owned()).or_default();
+        *now += 1;
+        let now = *now;
+        let max = w.max_in_flight.entry(path.to_owned()).or_default();
+        *max = (*max).max(now);
+        InFlight { world: Arc::clone(world), path: path.to_owned() }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.world.lock()
+            && let Some(n) = w.in_flight.get_mut(&self.path)
+        {
+            *n -= 1;
+        }
+    }
+}
+
 async fn faults_auth_and_log(State(world): State<Shared>, request: Request, next: Next) -> Response {
+    let _in_flight = InFlight::enter(&world, request.uri().path());
     let path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
     let query: Vec<(String, String)> = request
         .uri()
