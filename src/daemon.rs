@@ -85,7 +85,7 @@ pub async fn run(config_path: &Path) -> Result<(), AppError> {
     }
     let (stop_server, server_stopped) = watch::channel(false);
     let app = router(AppState { metrics: Arc::clone(&metrics), state: Arc::clone(&state) }, Arc::clone(&auth));
-    let server = tokio::spawn(serve(listener, app, tls.clone(), async move {
+    let mut server = tokio::spawn(serve(listener, app, tls.clone(), async move {
         let mut stopped = server_stopped;
         let _ = stopped.wait_for(|s| *s).await;
     }));
@@ -136,6 +136,15 @@ pub async fn run(config_path: &Path) -> Result<(), AppError> {
                 }
             }
             _ = tick(&mut watchdog) => notify(&[NotifyState::Watchdog]),
+            // The server only ends by itself on an error: exit, so that systemd restarts us.
+            served = &mut server => {
+                let why = match served {
+                    Ok(Ok(())) => "stopped unexpectedly".to_owned(),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                return Err(AppError::Serve(why));
+            }
         }
     }
 

@@ -15,6 +15,8 @@ pub enum AppError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("the HTTP server failed: {0}")]
+    Serve(String),
 }
 
 /// An error and its causes on one line, each cause once (reqwest and gcp_auth nest the useful
