@@ -188,7 +188,6 @@ fn publish(state: &SharedState, metrics: &Metrics, outcome: AuditOutcome, suppre
     } else {
         "incomplete"
     };
-    metrics.cycles.with_label_values(&[result]).inc();
     tracing::info!(
         result,
         projects = s.projects,
@@ -215,6 +214,8 @@ fn publish(state: &SharedState, metrics: &Metrics, outcome: AuditOutcome, suppre
         s.projects
     );
     state.store(published);
+    // Counted once published: whoever sees the count go up can read the new results.
+    metrics.cycles.with_label_values(&[result]).inc();
     notify(&[NotifyState::Status(&status)]);
 }
 
