@@ -89,3 +89,19 @@ async fn a_world_readable_key_is_refused_unless_allowed() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("not a usable service-account key"), "the override lets the check go on: {stderr}");
 }
+
+#[tokio::test]
+async fn a_missing_snapshot_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[source]\nkind = \"snapshot\"\npath = \"gone\"\n").unwrap();
+    for command in ["check-config", "audit"] {
+        let out = run_cli(&[command, "--config", path.to_str().unwrap()]).await;
+        assert_ne!(out.status.code(), Some(0), "{command}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains(&format!("source.path {}: no such file", dir.path().join("gone").display())),
+            "{stderr}"
+        );
+    }
+}

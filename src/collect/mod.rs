@@ -32,6 +32,9 @@ impl Source {
     /// Builds the configured source; a bad credentials file fails here, naming the path.
     pub fn from_config(config: &Config, metrics: client::ClientMetrics) -> Result<Source, String> {
         match &config.source {
+            config::Source::Snapshot { path } if !path.exists() => {
+                Err(format!("source.path {}: no such file or directory", path.display()))
+            }
             config::Source::Snapshot { path } => Ok(Source::Snapshot(snapshot::SnapshotSource::new(
                 path.clone(),
                 config.scope.projects.clone(),
