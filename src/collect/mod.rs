@@ -59,22 +59,6 @@ impl Source {
         }
     }
 
-    async fn projects(&self) -> Result<Vec<String>, String> {
-        match self {
-            Source::Gcp(s) => s.projects().await,
-            Source::Snapshot(s) => s.projects().await,
-            Source::AssetInventory(_) => unreachable!("the asset feed is collected whole"),
-        }
-    }
-
-    async fn collect_project(&self, project: &str) -> ProjectInventory {
-        match self {
-            Source::Gcp(s) => s.collect_project(project).await,
-            Source::Snapshot(s) => s.collect_project(project).await,
-            Source::AssetInventory(_) => unreachable!("the asset feed is collected whole"),
-        }
-    }
-
     /// Collects every project, `concurrency` projects at a time (requests are bounded
     /// separately inside the HTTP client).
     ///
@@ -86,33 +70,70 @@ impl Source {
         concurrency: usize,
         each: impl Fn(ProjectInventory) -> T,
     ) -> Collected<T> {
-        let whole = match self {
-            Source::AssetInventory(s) => Some(s.collect_all().await),
-            Source::Snapshot(s) => s.collect_asset_file().await,
-            Source::Gcp(_) => None,
-        };
-        if let Some(result) = whole {
-            return match result {
-                Ok(projects) => Collected { projects: projects.into_iter().map(each).collect(), discovery_error: None },
-                Err(e) => Collected { projects: Vec::new(), discovery_error: Some(e) },
-            };
+        match self {
+            Source::AssetInventory(s) => whole(s.collect_all().await, each),
+            Source::Snapshot(s) => match s.collect_asset_file().await {
+                Some(result) => whole(result, each),
+                None => per_project(s, fallback_projects, concurrency, each).await,
+            },
+            Source::Gcp(s) => per_project(s.as_ref(), fallback_projects, concurrency, each).await,
         }
-        let (projects, discovery_error) = match self.projects().await {
-            Ok(p) => (p, None),
-            Err(e) => (fallback_projects.to_vec(), Some(e)),
-        };
-        let each = &each;
-        let mut results: Vec<(String, T)> = stream::iter(projects)
-            .map(|p| async move {
-                let inventory = self.collect_project(&p).await;
-                (p, each(inventory))
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
-        results.sort_by(|a, b| a.0.cmp(&b.0));
-        Collected { projects: results.into_iter().map(|(_, t)| t).collect(), discovery_error }
     }
+}
+
+/// A source read project by project.
+trait PerProject {
+    async fn projects(&self) -> Result<Vec<String>, String>;
+    async fn collect_project(&self, project: &str) -> ProjectInventory;
+}
+
+impl PerProject for gcp::GcpSource {
+    async fn projects(&self) -> Result<Vec<String>, String> {
+        gcp::GcpSource::projects(self).await
+    }
+    async fn collect_project(&self, project: &str) -> ProjectInventory {
+        gcp::GcpSource::collect_project(self, project).await
+    }
+}
+
+impl PerProject for snapshot::SnapshotSource {
+    async fn projects(&self) -> Result<Vec<String>, String> {
+        snapshot::SnapshotSource::projects(self).await
+    }
+    async fn collect_project(&self, project: &str) -> ProjectInventory {
+        snapshot::SnapshotSource::collect_project(self, project).await
+    }
+}
+
+/// A source read in one go (an Asset Inventory feed or export): it fails or succeeds whole.
+fn whole<T>(result: Result<Vec<ProjectInventory>, String>, each: impl Fn(ProjectInventory) -> T) -> Collected<T> {
+    match result {
+        Ok(projects) => Collected { projects: projects.into_iter().map(each).collect(), discovery_error: None },
+        Err(e) => Collected { projects: Vec::new(), discovery_error: Some(e) },
+    }
+}
+
+async fn per_project<S: PerProject, T>(
+    source: &S,
+    fallback_projects: &[String],
+    concurrency: usize,
+    each: impl Fn(ProjectInventory) -> T,
+) -> Collected<T> {
+    let (projects, discovery_error) = match source.projects().await {
+        Ok(p) => (p, None),
+        Err(e) => (fallback_projects.to_vec(), Some(e)),
+    };
+    let each = &each;
+    let mut results: Vec<(String, T)> = stream::iter(projects)
+        .map(|p| async move {
+            let inventory = source.collect_project(&p).await;
+            (p, each(inventory))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    Collected { projects: results.into_iter().map(|(_, t)| t).collect(), discovery_error }
 }
 
 fn api_client(config: &Config, metrics: client::ClientMetrics) -> Result<std::sync::Arc<client::ApiClient>, String> {
