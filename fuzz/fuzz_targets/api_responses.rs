@@ -5,7 +5,7 @@
 use binauthz_auditor::evaluate::{self, Compliance, Rules};
 use binauthz_auditor::google::status::RpcStatus;
 use binauthz_auditor::google::{
-    ListOrArray, Page, binauthz_v1, functions_v2, resourcemanager_v3, run_v1, run_v2,
+    Page, binauthz_v1, functions_v2, resourcemanager_v3, run_v1, run_v2,
 };
 use binauthz_auditor::inventory::{Kind, Observed, Policy, ProjectInventory, Workload};
 use libfuzzer_sys::fuzz_target;
@@ -66,12 +66,8 @@ fuzz_target!(|data: &[u8]| {
     record(&mut inventory, Kind::WorkerPool, page::<run_v2::ListWorkerPoolsResponse>(data), |w| {
         w.into_workload(PROJECT, Kind::WorkerPool)
     });
-    // What snapshots hold: a list response or gcloud's bare array.
-    if let Ok(list) = serde_json::from_slice::<ListOrArray<run_v2::ListServicesResponse, run_v2::Service>>(data) {
-        let items = match list {
-            ListOrArray::Array(items) => items,
-            ListOrArray::List(page) => page.into_items(),
-        };
+    // What snapshots may also hold: gcloud's bare array.
+    if let Ok(items) = serde_json::from_slice::<Vec<run_v2::Service>>(data) {
         record(&mut inventory, Kind::Service, Some(items), |s| s.into_workload(PROJECT, Kind::Service));
     }
 

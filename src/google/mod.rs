@@ -23,14 +23,6 @@ pub trait Page: DeserializeOwned {
     fn into_items(self) -> Vec<Self::Item>;
 }
 
-/// Either a list response or the bare array that `gcloud ... --format=json` prints.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-pub enum ListOrArray<P, T> {
-    Array(Vec<T>),
-    List(P),
-}
-
 /// A build repository `HOST/PROJECT/REPO` from an Artifact Registry image reference, if the
 /// image lives in Artifact Registry.
 pub fn artifact_registry_repository(image: &str) -> Option<String> {
