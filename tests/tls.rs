@@ -141,3 +141,34 @@ async fn a_bad_web_config_is_named_by_check_config() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("web.yml: tls_server_config.cert_file:") && stderr.contains("missing.crt"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rotates_the_server_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = make_pki(dir.path());
+    let port = free_port();
+    let config =
+        snapshot_config(dir.path(), port, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
+    let trusts_old = https_client(&old, false);
+    let daemon = start(&config, port, &trusts_old).await;
+
+    // A new CA and certificate replace the files; existing handshakes are unaffected until HUP.
+    let new = make_pki(dir.path());
+    let trusts_new = https_client(&new, false);
+    let pid = daemon.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-s", "HUP", &pid]).status().unwrap().success());
+
+    let url = format!("https://127.0.0.1:{port}/healthz");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        // Fresh clients: no pooled connection may carry the old session over.
+        let new_ok = https_client(&new, false).get(&url).send().await.is_ok();
+        if new_ok {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the new certificate was not served after SIGHUP");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(trusts_new.get(&url).send().await.is_ok());
+    assert!(https_client(&old, false).get(&url).send().await.is_err(), "the old certificate is retired");
+}
