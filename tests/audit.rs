@@ -445,19 +445,9 @@ async fn the_asset_inventory_feed_and_its_gcloud_export_give_the_same_verdicts()
     fake.with(|w| w.assets_in_v1_shape = true);
     let (_, from_v1_assets, _) = audit_json(&asset).await;
     assert_eq!(from_v1_assets["resources"], expected["resources"]);
-    let token = fake.with(|w| {
-        w.page_size = 1000;
-        w.issued_tokens[0].clone()
-    });
-    let export: Value = support::run::http_client()
-        .get(format!("{}/v1/organizations/42/assets?contentType=RESOURCE&pageSize=1000", fake.base_url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    fake.with(|w| w.page_size = 1000);
+    let query = [("contentType", "RESOURCE"), ("pageSize", "1000")].map(|(k, v)| (k.to_string(), v.to_string()));
+    let export = fake.get_json("/v1/organizations/42/assets", &query).await;
     let file = dir.path().join("assets.json");
     std::fs::write(&file, export["assets"].to_string()).unwrap();
     let snapshot = dir.path().join("snapshot.toml");

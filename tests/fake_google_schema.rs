@@ -9,7 +9,7 @@ mod support;
 use serde_json::{Value, json};
 use support::fake_google::{FakeGoogle, World};
 use support::resources::*;
-use support::run::{audit_json, gcp_config, http_client};
+use support::run::{audit_json, gcp_config};
 
 struct Discovery(Value);
 
@@ -162,8 +162,6 @@ async fn every_request_is_a_discovery_method_and_every_response_fits_its_schema(
     }
 
     let discovery = Discovery::load();
-    let token = fake.with(|w| w.issued_tokens[0].clone());
-    let http = http_client();
     let mut methods_seen = std::collections::BTreeSet::new();
     for request in fake.requests().iter().filter(|r| r.path != "/token") {
         let method = discovery
@@ -177,16 +175,7 @@ async fn every_request_is_a_discovery_method_and_every_response_fits_its_schema(
                 method.name
             );
         }
-        let body: Value = http
-            .get(format!("{}{}", fake.base_url, request.path))
-            .query(&request.query)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = fake.get_json(&request.path, &request.query).await;
         let errors = discovery.check(method.api, method.response, &body);
         assert!(errors.is_empty(), "{} ({}): {errors:#?}", request.path, method.name);
         methods_seen.insert(format!("{}:{}", method.api, method.name));

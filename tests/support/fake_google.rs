@@ -183,6 +183,21 @@ impl FakeGoogle {
         self.with(|w| w.log.clone())
     }
 
+    /// GETs `path` as the auditor would (with the first token issued), as JSON.
+    pub async fn get_json(&self, path: &str, query: &[(String, String)]) -> Value {
+        let token = self.with(|w| w.issued_tokens.first().cloned()).expect("the auditor got a token first");
+        super::run::http_client()
+            .get(format!("{}{path}", self.base_url))
+            .query(query)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the fake answers")
+            .json()
+            .await
+            .expect("the fake answers JSON")
+    }
+
     /// Writes a service-account key whose `token_uri` is this fake, readable by its owner only.
     pub fn write_key_file(&self, dir: &Path) -> PathBuf {
         let key = json!({
