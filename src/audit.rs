@@ -12,12 +12,6 @@ pub struct AuditOutcome {
     pub duration: Duration,
 }
 
-impl AuditOutcome {
-    pub fn complete(&self) -> bool {
-        self.discovery_error.is_none() && self.projects.iter().all(|p| p.complete)
-    }
-}
-
 pub async fn run_cycle(
     source: &Source,
     rules: &Rules,

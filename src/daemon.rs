@@ -18,7 +18,7 @@ use crate::collect::Source;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::metrics::{Metrics, SharedState};
-use crate::report::Report;
+use crate::report::Summary;
 use crate::server::basic_auth::BasicAuth;
 use crate::server::tls::TlsSwitch;
 use crate::server::web_config::WebConfig;
@@ -179,9 +179,9 @@ async fn finished(cycle: &mut Option<JoinHandle<AuditOutcome>>) -> Result<AuditO
 
 fn publish(state: &SharedState, metrics: &Metrics, outcome: AuditOutcome, suppressions: &Suppressions) {
     let published = state.load().merge(outcome, unix_now(), suppressions);
-    let report = Report::from_published(&published);
-    let s = &report.summary;
-    let result = if report.complete {
+    // Counts only: a full report would copy every workload on each cycle.
+    let s = Summary::of(&published);
+    let result = if published.complete() {
         "success"
     } else if published.discovery_error.is_some() && published.projects.is_empty() {
         "failed"
@@ -199,8 +199,8 @@ fn publish(state: &SharedState, metrics: &Metrics, outcome: AuditOutcome, suppre
         duration_s = published.last_duration.unwrap_or_default(),
         "audit cycle finished"
     );
-    for p in report.projects.iter().filter(|p| !p.ok) {
-        tracing::warn!(project = %p.project, error = p.error.unwrap_or(""), "project audit incomplete");
+    for (project, p) in published.projects.iter().filter(|(_, p)| !p.up) {
+        tracing::warn!(%project, error = p.error.as_deref().unwrap_or(""), "project audit incomplete");
     }
     if let Some(e) = &published.discovery_error {
         tracing::warn!(error = %e, "project discovery failed");

@@ -107,11 +107,10 @@ fn timestamp(unix: f64) -> Option<String> {
     DateTime::<Utc>::from_timestamp_millis((unix * 1000.0) as i64).map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
-impl<'a> Report<'a> {
-    pub fn from_published(published: &'a Published) -> Report<'a> {
+impl Summary {
+    /// Counts what `published` shows, without building a report.
+    pub fn of(published: &Published) -> Summary {
         let mut summary = Summary::default();
-        let mut projects = Vec::new();
-        let mut resources = Vec::new();
         for (name, state) in &published.projects {
             let v = &state.shown;
             summary.projects += 1;
@@ -124,11 +123,22 @@ impl<'a> Report<'a> {
                     Compliance::NonCompliant => summary.non_compliant += 1,
                     Compliance::Unknown => summary.unknown += 1,
                 }
-                let resource = ResourceReport::new(name, r, published);
-                summary.suppressed_violations += resource.suppressed.len();
-                summary.open_violations += resource.violations.len() - resource.suppressed.len();
-                resources.push(resource);
+                let suppressed = r.violations.iter().filter(|v| published.is_suppressed(name, r, **v)).count();
+                summary.suppressed_violations += suppressed;
+                summary.open_violations += r.violations.len() - suppressed;
             }
+        }
+        summary
+    }
+}
+
+impl<'a> Report<'a> {
+    pub fn from_published(published: &'a Published) -> Report<'a> {
+        let mut projects = Vec::new();
+        let mut resources = Vec::new();
+        for (name, state) in &published.projects {
+            let v = &state.shown;
+            resources.extend(v.resources.iter().map(|r| ResourceReport::new(name, r, published)));
             projects.push(ProjectReport {
                 project: name,
                 ok: state.up,
@@ -144,7 +154,7 @@ impl<'a> Report<'a> {
             complete: published.complete(),
             generated_at: published.generated_at.and_then(timestamp),
             error: published.discovery_error.clone(),
-            summary,
+            summary: Summary::of(published),
             projects,
             resources,
             suppressions: published

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::ApiClient;
-use crate::google::{Page, binauthz_v1, functions_v2, run_v1, run_v2};
+use crate::google::{binauthz_v1, functions_v2, list_response, run_v1, run_v2};
 use crate::inventory::{Api, Kind, Observed, Policy, ProjectInventory};
 
 pub const ASSET_TYPES: [&str; 5] = [
@@ -35,22 +35,7 @@ pub struct AssetResource {
     pub data: Option<Value>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ListAssetsResponse {
-    pub assets: Vec<Asset>,
-    pub next_page_token: Option<String>,
-}
-
-impl Page for ListAssetsResponse {
-    type Item = Asset;
-    fn next_page_token(&self) -> Option<&str> {
-        self.next_page_token.as_deref().filter(|t| !t.is_empty())
-    }
-    fn into_items(self) -> Vec<Asset> {
-        self.assets
-    }
-}
+list_response!(ListAssetsResponse, "assets", Asset);
 
 pub struct AssetSource {
     client: Arc<ApiClient>,

@@ -33,15 +33,6 @@ pub enum Violation {
 }
 
 impl Violation {
-    pub const ALL: [Violation; 6] = [
-        Violation::BinauthzDisabled,
-        Violation::NonDefaultPolicy,
-        Violation::Breakglass,
-        Violation::AllowlistMissing,
-        Violation::Gen1Function,
-        Violation::ExemptImage,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Violation::BinauthzDisabled => "binauthz_disabled",

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{Page, non_empty};
+use super::{list_response, non_empty};
 use crate::inventory::{BinauthzSetting, FunctionOrigin, Generation, Kind, Workload, location_and_name};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -71,26 +71,7 @@ fn docker_repository_host_path(resource: &str) -> Option<String> {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ListFunctionsResponse {
-    pub functions: Vec<Function>,
-    pub next_page_token: Option<String>,
-    pub unreachable: Vec<String>,
-}
-
-impl Page for ListFunctionsResponse {
-    type Item = Function;
-    fn next_page_token(&self) -> Option<&str> {
-        self.next_page_token.as_deref().filter(|t| !t.is_empty())
-    }
-    fn unreachable(&self) -> &[String] {
-        &self.unreachable
-    }
-    fn into_items(self) -> Vec<Function> {
-        self.functions
-    }
-}
+list_response!(ListFunctionsResponse, "functions", Function);
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,35 @@ pub trait Page: DeserializeOwned {
     fn into_items(self) -> Vec<Self::Item>;
 }
 
+/// A list response in Google's common shape: items under `$field`, `nextPageToken`, and
+/// `unreachable` locations (absent from APIs that have none).
+macro_rules! list_response {
+    ($name:ident, $field:literal, $item:ty) => {
+        #[derive(Debug, Default, serde::Deserialize)]
+        #[serde(default, rename_all = "camelCase")]
+        pub struct $name {
+            #[serde(rename = $field)]
+            pub items: Vec<$item>,
+            pub next_page_token: Option<String>,
+            pub unreachable: Vec<String>,
+        }
+
+        impl $crate::google::Page for $name {
+            type Item = $item;
+            fn next_page_token(&self) -> Option<&str> {
+                self.next_page_token.as_deref().filter(|t| !t.is_empty())
+            }
+            fn unreachable(&self) -> &[String] {
+                &self.unreachable
+            }
+            fn into_items(self) -> Vec<$item> {
+                self.items
+            }
+        }
+    };
+}
+pub(crate) use list_response;
+
 /// A build repository `HOST/PROJECT/REPO` from an Artifact Registry image reference, if the
 /// image lives in Artifact Registry.
 pub fn artifact_registry_repository(image: &str) -> Option<String> {

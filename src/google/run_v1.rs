@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{Page, artifact_registry_repository, non_empty};
+use super::{Page, artifact_registry_repository, list_response, non_empty};
 use crate::inventory::{BinauthzSetting, FunctionOrigin, Kind, Workload};
 
 pub const BINAUTHZ_ANNOTATION: &str = "run.googleapis.com/binary-authorization";
@@ -160,22 +160,7 @@ pub struct Location {
     pub location_id: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ListLocationsResponse {
-    pub locations: Vec<Location>,
-    pub next_page_token: Option<String>,
-}
-
-impl Page for ListLocationsResponse {
-    type Item = Location;
-    fn next_page_token(&self) -> Option<&str> {
-        self.next_page_token.as_deref().filter(|t| !t.is_empty())
-    }
-    fn into_items(self) -> Vec<Location> {
-        self.locations
-    }
-}
+list_response!(ListLocationsResponse, "locations", Location);
 
 #[cfg(test)]
 mod tests {

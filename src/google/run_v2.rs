@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{Page, artifact_registry_repository, non_empty};
+use super::{artifact_registry_repository, list_response, non_empty};
 use crate::inventory::{BinauthzSetting, FunctionOrigin, Kind, Workload, location_and_name};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -113,32 +113,6 @@ impl<T: Containers> Resource<T> {
             function,
         })
     }
-}
-
-macro_rules! list_response {
-    ($name:ident, $field:literal, $item:ty) => {
-        #[derive(Debug, Default, Deserialize)]
-        #[serde(default, rename_all = "camelCase")]
-        pub struct $name {
-            #[serde(rename = $field)]
-            pub items: Vec<$item>,
-            pub next_page_token: Option<String>,
-            pub unreachable: Vec<String>,
-        }
-
-        impl Page for $name {
-            type Item = $item;
-            fn next_page_token(&self) -> Option<&str> {
-                self.next_page_token.as_deref().filter(|t| !t.is_empty())
-            }
-            fn unreachable(&self) -> &[String] {
-                &self.unreachable
-            }
-            fn into_items(self) -> Vec<$item> {
-                self.items
-            }
-        }
-    };
 }
 
 list_response!(ListServicesResponse, "services", Service);
