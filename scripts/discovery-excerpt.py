@@ -21,13 +21,13 @@ WANTED = {
     ],
     "run.v1.json": [
         "projects.locations.list",
-        "namespaces.services.list",
+        "projects.locations.services.list",
         "namespaces.jobs.list",
         "namespaces.workerpools.list",
     ],
     "cloudfunctions.v2.json": ["projects.locations.functions.list"],
     "binaryauthorization.v1.json": ["projects.getPolicy"],
-    "cloudresourcemanager.v3.json": ["projects.search"],
+    "cloudresourcemanager.v3.json": ["projects.search", "folders.list", "projects.list"],
     "cloudasset.v1.json": ["assets.list"],
 }
 

@@ -100,6 +100,9 @@ pub fn plan(
                 if let Some(fix) = &r.remediation {
                     annotations.insert("remediation".into(), fix.clone());
                 }
+                if let Some(note) = &r.remediation_note {
+                    annotations.insert("remediation_note".into(), note.clone());
+                }
                 if let Some(who) = &r.last_modifier {
                     annotations.insert("last_modifier".into(), who.clone());
                 }

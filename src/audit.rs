@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::collect::Source;
+use crate::config::Scope;
 use crate::evaluate::{ProjectVerdict, Rules, evaluate_project};
 
 #[derive(Debug, Clone)]
@@ -12,15 +13,9 @@ pub struct AuditOutcome {
     pub duration: Duration,
 }
 
-pub async fn run_cycle(
-    source: &Source,
-    rules: &Rules,
-    fallback_projects: &[String],
-    concurrency: usize,
-) -> AuditOutcome {
+pub async fn run_cycle(source: &Source, rules: &Rules, scope: &Scope, concurrency: usize) -> AuditOutcome {
     let started = Instant::now();
-    let collected =
-        source.collect(fallback_projects, concurrency, |inventory| evaluate_project(&inventory, rules)).await;
+    let collected = source.collect(scope, concurrency, |inventory| evaluate_project(&inventory, rules)).await;
     AuditOutcome {
         projects: collected.projects,
         discovery_error: collected.discovery_error,

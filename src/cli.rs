@@ -47,6 +47,17 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Edit a Binary Authorization policy's allowlist: reads the policy `gcloud container
+    /// binauthz policy export` prints on stdin, writes it back with patterns added or removed
+    /// (for `gcloud container binauthz policy import`).
+    Allowlist {
+        /// A `namePattern` to add (once).
+        #[arg(long, value_name = "PATTERN")]
+        add: Vec<String>,
+        /// A `namePattern` to remove.
+        #[arg(long, value_name = "PATTERN")]
+        remove: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,6 +81,24 @@ pub async fn run(cli: Cli) -> ExitCode {
         },
         Command::Audit { config, format, fail_on_findings } => audit(&config, format, fail_on_findings).await,
         Command::CheckConfig { config } => check_config(&config),
+        Command::Allowlist { add, remove } => allowlist(&add, &remove),
+    }
+}
+
+fn allowlist(add: &[String], remove: &[String]) -> ExitCode {
+    let mut input = String::new();
+    let edited = std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+        .map_err(|e| format!("cannot read standard input: {e}"))
+        .and_then(|_| crate::policy_edit::edit(&input, add, remove));
+    match edited {
+        Ok(policy) => {
+            print!("{policy}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -85,7 +114,7 @@ async fn audit(path: &std::path::Path, format: Format, fail_on_findings: bool) -
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let outcome = run_cycle(&source, &config.rules, &config.scope.projects, config.gcp.concurrency).await;
+    let outcome = run_cycle(&source, &config.rules, &config.scope, config.gcp.concurrency).await;
     let published = Published::default().merge(outcome, unix_now(), &config.suppressions);
     let report = Report::from_published(&published);
     // Streamed, not built in memory first: at 100k workloads the JSON is tens of MiB. A closed

@@ -42,7 +42,12 @@ pub struct Alertmanager {
 #[derive(Debug, Clone)]
 pub struct Scope {
     pub projects: Vec<String>,
+    /// A Resource Manager search; its fields are ORed, and `parent:` matches direct children.
     pub project_query: Option<String>,
+    /// `folders/N` or `organizations/N`: every ACTIVE project in the subtree.
+    pub folders: Vec<String>,
+    /// Project ID globs never read.
+    pub exclude_projects: Vec<String>,
     /// Empty: ask Cloud Run which locations each project has.
     pub regions: Vec<String>,
     pub kinds: Vec<Kind>,
@@ -191,9 +196,37 @@ impl Config {
         for r in &raw.scope.regions {
             validate_identifier(r.get_ref()).map_err(|m| at(r.span(), format!("scope.regions: {m}")))?;
         }
-        if source == Source::Gcp && raw.scope.projects.is_empty() && raw.scope.project_query.is_none() {
+        for f in &raw.scope.folders {
+            let valid = matches!(f.get_ref().split_once('/'), Some(("folders" | "organizations", n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !valid {
+                return Err(at(
+                    f.span(),
+                    format!("scope.folders: {:?} is not folders/N or organizations/N", f.get_ref()),
+                ));
+            }
+        }
+        for e in &raw.scope.exclude_projects {
+            let valid = !e.get_ref().is_empty()
+                && e.get_ref()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | ':' | '_' | '*'));
+            if !valid {
+                return Err(at(
+                    e.span(),
+                    format!(
+                        "scope.exclude_projects: {:?} is not a project ID glob (lowercase letters, digits, - . : _ and *)",
+                        e.get_ref()
+                    ),
+                ));
+            }
+        }
+        if source == Source::Gcp
+            && raw.scope.projects.is_empty()
+            && raw.scope.project_query.is_none()
+            && raw.scope.folders.is_empty()
+        {
             return Err(ConfigError(format!(
-                "{}: [scope] needs projects = [...] or project_query = \"...\" to audit anything",
+                "{}: [scope] needs projects = [...], project_query = \"...\" or folders = [...] to audit anything",
                 path.display()
             )));
         }
@@ -266,6 +299,8 @@ impl Config {
             scope: Scope {
                 projects: dedup(raw.scope.projects.into_iter().map(Spanned::into_inner).collect()),
                 project_query: raw.scope.project_query.filter(|q| !q.trim().is_empty()),
+                folders: dedup(raw.scope.folders.into_iter().map(Spanned::into_inner).collect()),
+                exclude_projects: raw.scope.exclude_projects.into_iter().map(Spanned::into_inner).collect(),
                 regions: dedup(raw.scope.regions.into_iter().map(Spanned::into_inner).collect()),
                 kinds: dedup(kinds),
                 project_query_ttl: raw.scope.project_query_ttl.map_or(Duration::from_secs(3600), |d| d.0),
@@ -367,6 +402,8 @@ fn ten_seconds() -> HumanDuration {
 struct RawScope {
     projects: Vec<Spanned<String>>,
     project_query: Option<String>,
+    folders: Vec<Spanned<String>>,
+    exclude_projects: Vec<Spanned<String>>,
     regions: Vec<Spanned<String>>,
     kinds: Option<Vec<Kind>>,
     project_query_ttl: Option<HumanDuration>,

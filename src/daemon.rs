@@ -62,9 +62,9 @@ impl Generation {
     fn spawn_cycle(&self) -> JoinHandle<AuditOutcome> {
         let source = Arc::clone(&self.source);
         let rules = self.config.rules.clone();
-        let projects = self.config.scope.projects.clone();
+        let scope = self.config.scope.clone();
         let concurrency = self.config.gcp.concurrency;
-        tokio::spawn(async move { run_cycle(&source, &rules, &projects, concurrency).await })
+        tokio::spawn(async move { run_cycle(&source, &rules, &scope, concurrency).await })
     }
 }
 

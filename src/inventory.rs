@@ -1,5 +1,6 @@
 //! What was seen: plain data, produced by `collect`, consumed by `evaluate`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
@@ -99,6 +100,24 @@ impl<T> Observed<T> {
     }
 }
 
+/// Why a listing could not be taken: the error side of reading a kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unlisted {
+    /// The API is not enabled in the project (403 `SERVICE_DISABLED`).
+    ApiDisabled,
+    /// The message names the endpoint (or file) and the cause.
+    Failed(String),
+}
+
+impl<T> From<Unlisted> for Observed<T> {
+    fn from(u: Unlisted) -> Observed<T> {
+        match u {
+            Unlisted::ApiDisabled => Observed::ApiDisabled,
+            Unlisted::Failed(why) => Observed::Failed(why),
+        }
+    }
+}
+
 /// How a workload is configured for Binary Authorization, in Run v2 terms.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BinauthzSetting {
@@ -109,23 +128,36 @@ pub struct BinauthzSetting {
     pub breakglass_justification: Option<String>,
 }
 
+/// A Cloud Functions function's generation: only 2nd gen functions run on Cloud Run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Generation {
+pub enum FunctionGeneration {
     Gen1,
     Gen2,
+}
+
+/// Where a function's deployed code can be read again. `gcloud functions deploy` rebuilds
+/// from `--source`, and without it from the operator's current directory: a fix may only
+/// redeploy a function whose source it can name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionSource {
+    /// The value for `--source`: `gs://BUCKET/OBJECT.zip` or a Cloud Source Repositories URL.
+    Reusable(String),
+    /// Why the deployed source cannot be named (e.g. uploaded from a local directory).
+    NotReusable(String),
 }
 
 /// Where a function came from decides which repository the policy must exempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FunctionOrigin {
-    /// `gcloud functions deploy` (Cloud Functions v2 API).
+    /// `gcloud functions deploy` (Cloud Functions v2 API, or v1 for 1st gen).
     FunctionsApi {
-        generation: Generation,
+        generation: FunctionGeneration,
         /// `HOST/PROJECT/REPO` the function's image is built into.
         build_repository: String,
         /// The Run service behind a gen2 function, as (location, short name).
         backing_service: Option<(String, String)>,
+        source: FunctionSource,
     },
     /// `gcloud run deploy --function` (Cloud Run Admin API); listed as a service.
     RunAdmin { build_repository: String },
@@ -137,6 +169,10 @@ impl FunctionOrigin {
             FunctionOrigin::FunctionsApi { build_repository, .. } => build_repository,
             FunctionOrigin::RunAdmin { build_repository } => build_repository,
         }
+    }
+
+    pub fn is_gen1(&self) -> bool {
+        matches!(self, FunctionOrigin::FunctionsApi { generation: FunctionGeneration::Gen1, .. })
     }
 }
 
@@ -156,6 +192,19 @@ pub struct Workload {
     /// A Run service that Cloud Functions manages for a gen2 function (label
     /// `goog-managed-by: cloudfunctions`); reported through its function, not on its own.
     pub managed_by_functions: bool,
+    /// The resource's user labels (`team`, `owner`, `deployment-tool`, ...).
+    pub labels: BTreeMap<String, String>,
+    /// When the source last saw the resource change: Cloud Asset Inventory's `updateTime`.
+    /// `None` for live reads, which are current by construction.
+    pub data_updated_at: Option<String>,
+}
+
+impl Workload {
+    /// Deployed by the Firebase CLI: a `gcloud` redeploy would be undone by the next
+    /// `firebase deploy`.
+    pub fn is_firebase_managed(&self) -> bool {
+        self.labels.get("deployment-tool").is_some_and(|t| t == "cli-firebase")
+    }
 }
 
 /// The project's Binary Authorization policy, reduced to what decides compliance.
@@ -198,6 +247,17 @@ impl ProjectInventory {
                     *existing = outcome;
                 }
             }
+        }
+    }
+
+    /// Records one listing of `kind` and what it found.
+    pub fn record(&mut self, kind: Kind, listing: Result<Vec<Workload>, Unlisted>) {
+        match listing {
+            Ok(workloads) => {
+                self.record_listing(kind, Observed::Seen(()));
+                self.workloads.extend(workloads);
+            }
+            Err(unlisted) => self.record_listing(kind, unlisted.into()),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod google;
 pub mod inventory;
 pub mod logging;
 pub mod metrics;
+pub mod policy_edit;
 pub mod report;
 pub mod schedule;
 pub mod server;

@@ -1,11 +1,12 @@
 //! The audit report: JSON for machines, a table for people.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::evaluate::{AllowlistEntry, Compliance, Finding, ResourceVerdict, Violation};
+use crate::evaluate::{AllowlistEntry, AllowlistStatus, Compliance, Finding, ResourceVerdict, Violation};
 use crate::inventory::{Api, Kind, Policy};
 use crate::state::Published;
 use crate::suppress::Suppression;
@@ -76,7 +77,14 @@ pub struct ResourceReport<'a> {
     pub unknown_reason: Option<&'a str>,
     pub image: Option<&'a str>,
     pub last_modifier: Option<&'a str>,
+    /// Shell commands, to paste as printed; `null` when no command is safe.
     pub remediation: Option<&'a str>,
+    /// Why the fix is what it is, or what to do where no command is safe.
+    pub remediation_note: Option<&'a str>,
+    pub labels: &'a BTreeMap<String, String>,
+    /// When Asset Inventory last saw the resource change (absent for live reads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_updated_at: Option<&'a str>,
 }
 
 impl<'a> ResourceReport<'a> {
@@ -99,6 +107,9 @@ impl<'a> ResourceReport<'a> {
             image: r.image.as_deref(),
             last_modifier: r.last_modifier.as_deref(),
             remediation: r.remediation.as_deref(),
+            remediation_note: r.remediation_note.as_deref(),
+            labels: &r.labels,
+            data_updated_at: r.data_updated_at.as_deref(),
         }
     }
 }
@@ -220,7 +231,11 @@ impl<'a> Report<'a> {
             let detail = i.checked_sub(1).map(|j| ordered[j]);
             if let Some(r) = detail {
                 if let Some(fix) = &r.remediation {
-                    let _ = writeln!(out, "    fix: {fix}");
+                    // Continuation lines are indented too; the shell ignores the indent.
+                    let _ = writeln!(out, "    fix: {}", fix.replace('\n', "\n         "));
+                }
+                if let Some(note) = &r.remediation_note {
+                    let _ = writeln!(out, "    note: {note}");
                 }
                 if let Some(why) = &r.unknown_reason {
                     let _ = writeln!(out, "    unknown: {why}");
@@ -241,7 +256,12 @@ impl<'a> Report<'a> {
                 ));
             }
             for entry in p.allowlist.iter().filter(|e| !e.present) {
-                notes.push(format!("allowlist lacks {}/**", entry.repository));
+                notes.push(match entry.status {
+                    AllowlistStatus::NotDocumentedPattern => {
+                        format!("allowlist has {0}/*, not the documented {0}/**", entry.repository)
+                    }
+                    _ => format!("allowlist lacks {}/**", entry.repository),
+                });
             }
             let status = match &p.error {
                 Some(e) if !p.ok => format!("INCOMPLETE ({e})"),

@@ -104,6 +104,9 @@ mod tests {
             image: None,
             last_modifier: None,
             remediation: None,
+            remediation_note: None,
+            labels: Default::default(),
+            data_updated_at: None,
         }
     }
 

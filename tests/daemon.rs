@@ -174,7 +174,7 @@ async fn a_failing_project_keeps_its_last_known_series_and_goes_down() {
 
     fake.with(|w| {
         w.faults.push(Fault::status(
-            "/namespaces/flaky/services",
+            "/projects/flaky/locations/-/services",
             503,
             json!({"error": {"code": 503, "message": "unavailable", "status": "UNAVAILABLE"}}),
         ));

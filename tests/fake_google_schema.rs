@@ -137,6 +137,7 @@ fn rich_world() -> World {
         ),
     ];
     world.search = vec![(id.into(), "ACTIVE".into(), "folders/1".into())];
+    world.folders = vec![("folders/1".into(), "ACTIVE".into(), "organizations/1".into())];
     world
 }
 
@@ -144,7 +145,8 @@ fn rich_world() -> World {
 async fn every_request_is_a_discovery_method_and_every_response_fits_its_schema() {
     let fake = FakeGoogle::start(rich_world()).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &[], "project_query = \"parent:folders/1\"", "");
+    let config =
+        gcp_config(dir.path(), &fake, &[], "project_query = \"parent:folders/1\"\nfolders = [\"organizations/1\"]", "");
     let base = std::fs::read_to_string(&config).unwrap();
     // The same estate through the Run v1 global endpoint (default), Run v2 per region, and
     // the Asset Inventory feed: every request any of them makes is checked.
@@ -184,11 +186,13 @@ async fn every_request_is_a_discovery_method_and_every_response_fits_its_schema(
         "binaryauthorization.v1:projects.getPolicy",
         "cloudasset.v1:assets.list",
         "cloudfunctions.v2:projects.locations.functions.list",
+        "cloudresourcemanager.v3:folders.list",
+        "cloudresourcemanager.v3:projects.list",
         "cloudresourcemanager.v3:projects.search",
         "run.v1:namespaces.jobs.list",
-        "run.v1:namespaces.services.list",
         "run.v1:namespaces.workerpools.list",
         "run.v1:projects.locations.list",
+        "run.v1:projects.locations.services.list",
         "run.v2:projects.locations.jobs.list",
         "run.v2:projects.locations.services.list",
         "run.v2:projects.locations.workerPools.list",

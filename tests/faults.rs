@@ -45,7 +45,7 @@ struct Case {
 fn no_tweak(_: &mut World) {}
 
 fn cases() -> Vec<Case> {
-    let victim_services = "/apis/serving.knative.dev/v1/namespaces/victim/services";
+    let victim_services = "/v1/projects/victim/locations/-/services";
     vec![
         Case {
             name: "429 storm with RetryInfo, then recovery",

@@ -9,24 +9,32 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::ApiClient;
-use crate::google::{binauthz_v1, functions_v2, list_response, run_v1, run_v2};
-use crate::inventory::{Api, Kind, Observed, Policy, ProjectInventory};
+use crate::google::shape::{self, Shape};
+use crate::google::{binauthz_v1, list_response, run_v1};
+use crate::inventory::{Api, Kind, Observed, Policy, ProjectInventory, Workload};
 
-pub const ASSET_TYPES: [&str; 5] = [
+pub const ASSET_TYPES: [&str; 6] = [
     "run.googleapis.com/Service",
     "run.googleapis.com/Job",
     "run.googleapis.com/WorkerPool",
     "cloudfunctions.googleapis.com/Function",
     "binaryauthorization.googleapis.com/Policy",
+    // Only to map project numbers to IDs: some asset names carry the number.
+    "cloudresourcemanager.googleapis.com/Project",
 ];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Asset {
-    /// `//run.googleapis.com/projects/P/locations/L/services/S`
+    /// `//run.googleapis.com/projects/P/locations/L/services/S`, where P may be the project
+    /// ID or its number (`//binaryauthorization.googleapis.com/projects/123/policy`).
     pub name: String,
     pub asset_type: String,
     pub resource: AssetResource,
+    /// `["projects/NUMBER", "folders/N", ..., "organizations/N"]`: the one stable project key.
+    pub ancestors: Vec<String>,
+    /// When Asset Inventory last saw the resource change.
+    pub update_time: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -59,7 +67,7 @@ impl AssetSource {
     }
 }
 
-/// `//SERVICE/projects/P/locations/L/...` -> (P, L).
+/// `//SERVICE/projects/P/locations/L/...` -> (P, L); P is an ID or a number.
 fn project_and_location(asset_name: &str) -> Option<(&str, Option<&str>)> {
     let parts: Vec<&str> = asset_name.trim_start_matches("//").split('/').collect();
     let p = parts.iter().position(|s| *s == "projects")?;
@@ -68,15 +76,58 @@ fn project_and_location(asset_name: &str) -> Option<(&str, Option<&str>)> {
     Some((project, location))
 }
 
+fn is_project_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Project numbers and IDs, learnt from Project assets and from assets whose name carries
+/// the ID while their ancestors carry the number.
+#[derive(Default)]
+struct ProjectIds(BTreeMap<String, String>);
+
+impl ProjectIds {
+    fn learn(assets: &[Asset]) -> ProjectIds {
+        let mut ids = BTreeMap::new();
+        for asset in assets {
+            let number =
+                asset.ancestors.first().and_then(|a| a.strip_prefix("projects/")).filter(|n| is_project_number(n));
+            if asset.asset_type == "cloudresourcemanager.googleapis.com/Project" {
+                let data = asset.resource.data.as_ref();
+                let id = data.and_then(|d| d["projectId"].as_str());
+                let number = data
+                    .and_then(|d| d["projectNumber"].as_str().or_else(|| d["name"].as_str()?.strip_prefix("projects/")))
+                    .or(number);
+                if let (Some(id), Some(number)) = (id, number) {
+                    ids.insert(number.to_owned(), id.to_owned());
+                }
+            } else if let (Some(number), Some((named, _))) = (number, project_and_location(&asset.name))
+                && !is_project_number(named)
+            {
+                ids.entry(number.to_owned()).or_insert_with(|| named.to_owned());
+            }
+        }
+        ProjectIds(ids)
+    }
+
+    /// The project ID an asset belongs to: keyed by its ancestors, so that one project is
+    /// never split in two by assets naming it by number and by ID.
+    fn of<'a>(&'a self, asset: &'a Asset) -> Option<&'a str> {
+        let (named, _) = project_and_location(&asset.name)?;
+        let number = asset.ancestors.first().and_then(|a| a.strip_prefix("projects/"));
+        let number = number.or(is_project_number(named).then_some(named));
+        Some(number.and_then(|n| self.0.get(n)).map_or(named, String::as_str))
+    }
+}
+
 /// Groups assets into per-project inventories. Assets are snapshots of resources that exist,
 /// so every listing is complete; a project without a policy asset has Google's default policy,
 /// which allows everything (and is reported as such). An asset that cannot be read makes its
 /// project's listing of that kind incomplete.
 pub fn inventories(assets: Vec<Asset>, kinds: &[Kind]) -> Vec<ProjectInventory> {
+    let ids = ProjectIds::learn(&assets);
     let mut projects: BTreeMap<String, ProjectInventory> = BTreeMap::new();
     let default_policy = || Observed::Seen(Policy::from(binauthz_v1::PolicyResource::default()));
     for asset in assets {
-        let Some((project, location)) = project_and_location(&asset.name) else { continue };
         let kind = match asset.asset_type.as_str() {
             "run.googleapis.com/Service" => Some(Kind::Service),
             "run.googleapis.com/Job" => Some(Kind::Job),
@@ -85,8 +136,12 @@ pub fn inventories(assets: Vec<Asset>, kinds: &[Kind]) -> Vec<ProjectInventory> 
             "binaryauthorization.googleapis.com/Policy" => None,
             _ => continue,
         };
-        let inventory = projects.entry(project.to_owned()).or_insert_with(|| {
-            let mut inv = ProjectInventory::new(project, default_policy());
+        let (Some(project), Some((_, location))) = (ids.of(&asset), project_and_location(&asset.name)) else {
+            continue;
+        };
+        let (project, location) = (project.to_owned(), location.map(str::to_owned));
+        let inventory = projects.entry(project.clone()).or_insert_with(|| {
+            let mut inv = ProjectInventory::new(&project, default_policy());
             for k in kinds {
                 inv.record_listing(*k, Observed::Seen(()));
             }
@@ -101,8 +156,8 @@ pub fn inventories(assets: Vec<Asset>, kinds: &[Kind]) -> Vec<ProjectInventory> 
                     Err(e) => Observed::Failed(failed(e.to_string())),
                 };
             }
-            Some(kind) if kinds.contains(&kind) => match workload(data, kind, project, location) {
-                Ok(w) => inventory.workloads.push(w),
+            Some(kind) if kinds.contains(&kind) => match workload(data, kind, &project, location.as_deref()) {
+                Ok(w) => inventory.workloads.push(Workload { data_updated_at: asset.update_time, ..w }),
                 Err(e) => inventory.record_listing(kind, Observed::Failed(failed(e))),
             },
             Some(_) => {}
@@ -111,44 +166,18 @@ pub fn inventories(assets: Vec<Asset>, kinds: &[Kind]) -> Vec<ProjectInventory> 
     projects.into_values().collect()
 }
 
-/// `resource.data` holds the v2 shape or the v1 (Knative / Cloud Functions v1) shape.
-fn workload(
-    mut data: Value,
-    kind: Kind,
-    project: &str,
-    location: Option<&str>,
-) -> Result<crate::inventory::Workload, String> {
-    if data.get("metadata").is_some() {
-        // Knative resources may leave the region to the asset name.
-        if let (Some(l), Some(meta)) = (location, data.get_mut("metadata").and_then(Value::as_object_mut)) {
-            let labels = meta.entry("labels").or_insert_with(|| Value::Object(Default::default()));
-            if let Some(labels) = labels.as_object_mut() {
-                labels.entry(run_v1::LOCATION_LABEL).or_insert_with(|| Value::String(l.to_owned()));
-            }
+/// `resource.data` holds the v2 shape or the v1 shape (Knative, or Cloud Functions v1 for
+/// 1st gen functions); Knative resources may leave the region to the asset name.
+fn workload(mut data: Value, kind: Kind, project: &str, location: Option<&str>) -> Result<Workload, String> {
+    if shape::detect(kind, &data) == Shape::Knative
+        && let (Some(l), Some(meta)) = (location, data.get_mut("metadata").and_then(Value::as_object_mut))
+    {
+        let labels = meta.entry("labels").or_insert_with(|| Value::Object(Default::default()));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.entry(run_v1::LOCATION_LABEL).or_insert_with(|| Value::String(l.to_owned()));
         }
-        return match kind {
-            Kind::Job => parse::<run_v1::Job>(data)?.into_workload(project, kind),
-            _ => parse::<run_v1::Service>(data)?.into_workload(project, kind),
-        };
     }
-    match kind {
-        Kind::Function => {
-            // The Cloud Functions v1 shape (1st gen) has a top-level runtime and no buildConfig.
-            if data.get("runtime").is_some()
-                && data.get("buildConfig").is_none()
-                && let Some(obj) = data.as_object_mut()
-            {
-                obj.insert("environment".into(), Value::String("GEN_1".into()));
-            }
-            parse::<functions_v2::Function>(data)?.into_workload(project)
-        }
-        Kind::Job => parse::<run_v2::Job>(data)?.into_workload(project, kind),
-        _ => parse::<run_v2::Service>(data)?.into_workload(project, kind),
-    }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, String> {
-    serde_json::from_value(v).map_err(|e| e.to_string())
+    shape::workload(kind, data, project)
 }
 
 #[cfg(test)]
@@ -157,7 +186,13 @@ mod tests {
     use serde_json::json;
 
     fn asset(name: &str, asset_type: &str, data: Value) -> Asset {
-        Asset { name: name.into(), asset_type: asset_type.into(), resource: AssetResource { data: Some(data) } }
+        Asset {
+            name: name.into(),
+            asset_type: asset_type.into(),
+            resource: AssetResource { data: Some(data) },
+            ancestors: vec![],
+            update_time: None,
+        }
     }
 
     #[test]
@@ -195,9 +230,56 @@ mod tests {
         let p2 = &inv[1];
         assert!(matches!(
             p2.workloads[0].function,
-            Some(crate::inventory::FunctionOrigin::FunctionsApi { generation: crate::inventory::Generation::Gen1, .. })
+            Some(crate::inventory::FunctionOrigin::FunctionsApi {
+                generation: crate::inventory::FunctionGeneration::Gen1,
+                ..
+            })
         ));
         assert_eq!(p2.policy.seen().unwrap().evaluation_mode, "REQUIRE_ATTESTATION");
+    }
+
+    #[test]
+    fn a_project_named_by_number_and_by_id_is_one_project() {
+        let with_ancestors = |mut a: Asset| {
+            a.ancestors = vec!["projects/123".into(), "organizations/9".into()];
+            a.update_time = Some("2026-11-01T00:00:00Z".into());
+            a
+        };
+        let assets = vec![
+            with_ancestors(asset(
+                "//run.googleapis.com/projects/prod-app/locations/us-central1/services/web",
+                "run.googleapis.com/Service",
+                json!({"name": "projects/prod-app/locations/us-central1/services/web", "binaryAuthorization": {"useDefault": true}}),
+            )),
+            with_ancestors(asset(
+                "//binaryauthorization.googleapis.com/projects/123/policy",
+                "binaryauthorization.googleapis.com/Policy",
+                json!({"defaultAdmissionRule": {"evaluationMode": "REQUIRE_ATTESTATION", "enforcementMode": "ENFORCED_BLOCK_AND_AUDIT_LOG"}}),
+            )),
+        ];
+        let inv = inventories(assets, &Kind::ALL);
+        assert_eq!(inv.len(), 1, "{inv:#?}");
+        assert_eq!(inv[0].project, "prod-app");
+        assert_eq!(inv[0].policy.seen().unwrap().evaluation_mode, "REQUIRE_ATTESTATION", "no phantom default policy");
+        assert_eq!(inv[0].workloads[0].data_updated_at.as_deref(), Some("2026-11-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn project_assets_map_numbers_to_ids_even_when_no_workload_names_the_id() {
+        let mut policy = asset(
+            "//binaryauthorization.googleapis.com/projects/456/policy",
+            "binaryauthorization.googleapis.com/Policy",
+            json!({"defaultAdmissionRule": {"evaluationMode": "ALWAYS_DENY"}}),
+        );
+        policy.ancestors = vec!["projects/456".into()];
+        let mut project = asset(
+            "//cloudresourcemanager.googleapis.com/projects/456",
+            "cloudresourcemanager.googleapis.com/Project",
+            json!({"projectNumber": "456", "projectId": "quiet-project", "lifecycleState": "ACTIVE"}),
+        );
+        project.ancestors = vec!["projects/456".into()];
+        let inv = inventories(vec![policy, project], &Kind::ALL);
+        assert_eq!(inv.iter().map(|i| i.project.as_str()).collect::<Vec<_>>(), vec!["quiet-project"]);
     }
 
     #[test]

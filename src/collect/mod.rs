@@ -3,6 +3,7 @@
 pub mod asset;
 pub mod auth;
 pub mod client;
+pub mod discovery;
 pub mod error;
 pub mod gcp;
 pub mod snapshot;
@@ -59,24 +60,24 @@ impl Source {
         }
     }
 
-    /// Collects every project, `concurrency` projects at a time (requests are bounded
-    /// separately inside the HTTP client).
-    ///
-    /// Each inventory is handed to `each` as soon as it is complete and then dropped, so that
-    /// an organisation's raw inventory never has to fit in memory all at once.
+    /// Collects every project in `scope`, `concurrency` projects at a time (requests are
+    /// bounded separately inside the HTTP client), handing each inventory to `each` as soon as
+    /// it is complete. Projects `scope.exclude_projects` names are never read (an asset feed
+    /// holds them anyway: they are dropped unread).
     pub async fn collect<T>(
         &self,
-        fallback_projects: &[String],
+        scope: &config::Scope,
         concurrency: usize,
         each: impl Fn(ProjectInventory) -> T,
     ) -> Collected<T> {
+        let kept = |inventory: &ProjectInventory| !discovery::excluded(&scope.exclude_projects, &inventory.project);
         match self {
-            Source::AssetInventory(s) => whole(s.collect_all().await, each),
+            Source::AssetInventory(s) => whole(s.collect_all().await, kept, each),
             Source::Snapshot(s) => match s.collect_asset_file().await {
-                Some(result) => whole(result, each),
-                None => per_project(s, fallback_projects, concurrency, each).await,
+                Some(result) => whole(result, kept, each),
+                None => per_project(s, scope, concurrency, each).await,
             },
-            Source::Gcp(s) => per_project(s.as_ref(), fallback_projects, concurrency, each).await,
+            Source::Gcp(s) => per_project(s.as_ref(), scope, concurrency, each).await,
         }
     }
 }
@@ -106,23 +107,32 @@ impl PerProject for snapshot::SnapshotSource {
 }
 
 /// A source read in one go (an Asset Inventory feed or export): it fails or succeeds whole.
-fn whole<T>(result: Result<Vec<ProjectInventory>, String>, each: impl Fn(ProjectInventory) -> T) -> Collected<T> {
+/// The whole feed is held while it is grouped: its memory is the feed's size.
+fn whole<T>(
+    result: Result<Vec<ProjectInventory>, String>,
+    kept: impl Fn(&ProjectInventory) -> bool,
+    each: impl Fn(ProjectInventory) -> T,
+) -> Collected<T> {
     match result {
-        Ok(projects) => Collected { projects: projects.into_iter().map(each).collect(), discovery_error: None },
+        Ok(projects) => {
+            Collected { projects: projects.into_iter().filter(kept).map(each).collect(), discovery_error: None }
+        }
         Err(e) => Collected { projects: Vec::new(), discovery_error: Some(e) },
     }
 }
 
 async fn per_project<S: PerProject, T>(
     source: &S,
-    fallback_projects: &[String],
+    scope: &config::Scope,
     concurrency: usize,
     each: impl Fn(ProjectInventory) -> T,
 ) -> Collected<T> {
     let (projects, discovery_error) = match source.projects().await {
         Ok(p) => (p, None),
-        Err(e) => (fallback_projects.to_vec(), Some(e)),
+        Err(e) => (scope.projects.clone(), Some(e)),
     };
+    let projects: Vec<String> =
+        projects.into_iter().filter(|p| !discovery::excluded(&scope.exclude_projects, p)).collect();
     let each = &each;
     let mut results: Vec<(String, T)> = stream::iter(projects)
         .map(|p| async move {

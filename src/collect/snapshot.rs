@@ -1,18 +1,19 @@
 //! Collection from a directory of saved API responses: one sub-directory per project holding
-//! `policy.json`, `services.json`, `jobs.json`, `worker_pools.json`, `functions.json`.
+//! `policy.yaml` or `policy.json`, `services.json`, `jobs.json`, `worker_pools.json`,
+//! `functions.json`.
 //!
-//! Each file may hold the API's list response, the bare array `gcloud ... --format=json`
-//! prints (Run v2 or the Run v1 Knative shape), or the error body Google answered with (a
-//! `SERVICE_DISABLED` error records the API as disabled).
+//! Each file may hold the API's list response, what `gcloud ... --format=json` prints (a bare
+//! array in the Run v1 Knative shape, or Cloud Functions v2 items followed by 1st gen v1
+//! ones), or the error body Google answered with (a `SERVICE_DISABLED` error records the API
+//! as disabled).
 
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::google::status::RpcStatus;
-use crate::google::{binauthz_v1, functions_v2, run_v1, run_v2};
-use crate::inventory::{Kind, Observed, Policy, ProjectInventory, Workload};
+use crate::google::{binauthz_v1, shape};
+use crate::inventory::{Kind, Observed, Policy, ProjectInventory, Unlisted, Workload};
 
 pub struct SnapshotSource {
     root: PathBuf,
@@ -67,20 +68,14 @@ impl SnapshotSource {
 
     pub async fn collect_project(&self, project: &str) -> ProjectInventory {
         let dir = self.root.join(project);
-        let policy = match read(&dir.join("policy.json")).await {
-            Ok(value) => parse_one::<binauthz_v1::PolicyResource>(value, &dir.join("policy.json")).map(Policy::from),
-            Err(observed) => Err(observed),
-        };
-        let mut inventory = ProjectInventory::new(project, policy.map_or_else(|o| o, Observed::Seen));
+        let mut inventory = ProjectInventory::new(project, policy(&dir).await);
         for kind in &self.kinds {
             let path = dir.join(file_name(*kind));
-            match read(&path).await.and_then(|v| workloads(v, *kind, project, &path)) {
-                Ok(found) => {
-                    inventory.record_listing(*kind, Observed::Seen(()));
-                    inventory.workloads.extend(found);
-                }
-                Err(observed) => inventory.record_listing(*kind, observed),
-            }
+            let listing = match read(&path).await {
+                Ok(bytes) => workloads(&bytes, *kind, project, &path),
+                Err(unlisted) => Err(unlisted),
+            };
+            inventory.record(*kind, listing);
         }
         inventory
     }
@@ -95,31 +90,52 @@ fn file_name(kind: Kind) -> &'static str {
     }
 }
 
-/// Reads a file as JSON; an error body becomes the observation it describes.
-async fn read<T>(path: &Path) -> Result<Value, Observed<T>> {
-    let bytes = tokio::fs::read(path).await.map_err(|e| Observed::Failed(format!("{}: {e}", path.display())))?;
-    if let Some(status) = RpcStatus::parse(&bytes) {
-        return Err(if status.is_service_disabled() {
-            Observed::ApiDisabled
-        } else {
-            Observed::Failed(format!(
-                "{}: saved error {} {}: {}",
-                path.display(),
-                status.code,
-                status.status,
-                status.message
-            ))
-        });
+/// The project policy, as `gcloud container binauthz policy export` prints it (YAML) in
+/// `policy.yaml`, or as JSON (`--format=json`, or the API's answer) in `policy.json`.
+async fn policy(dir: &Path) -> Observed<Policy> {
+    let yaml = dir.join("policy.yaml");
+    let path = if tokio::fs::try_exists(&yaml).await.unwrap_or(false) { yaml } else { dir.join("policy.json") };
+    let bytes = match read(&path).await {
+        Ok(bytes) => bytes,
+        Err(unlisted) => return unlisted.into(),
+    };
+    // JSON first (exact errors for JSON files), then YAML, whatever the file is named.
+    let parsed = serde_json::from_slice::<binauthz_v1::PolicyResource>(&bytes).or_else(|json| {
+        serde_yaml_ng::from_slice(&bytes)
+            .map_err(|yaml| if bytes.trim_ascii_start().starts_with(b"{") { one_line(&json) } else { one_line(&yaml) })
+    });
+    match parsed {
+        Ok(p) => Observed::Seen(p.into()),
+        Err(e) => Observed::Failed(format!("{}: not a Binary Authorization policy: {e}", path.display())),
     }
-    serde_json::from_slice(&bytes).map_err(|e| Observed::Failed(format!("{}: invalid JSON: {e}", path.display())))
 }
 
-fn parse_one<T: DeserializeOwned>(value: Value, path: &Path) -> Result<T, Observed<Policy>> {
-    serde_json::from_value(value).map_err(|e| Observed::Failed(format!("{}: {e}", path.display())))
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn workloads(value: Value, kind: Kind, project: &str, path: &Path) -> Result<Vec<Workload>, Observed<()>> {
-    let fail = |msg: String| Observed::Failed(format!("{}: {msg}", path.display()));
+/// Reads a saved response; an error body becomes what it says (a disabled API, a failure).
+async fn read(path: &Path) -> Result<Vec<u8>, Unlisted> {
+    let bytes = tokio::fs::read(path).await.map_err(|e| Unlisted::Failed(format!("{}: {e}", path.display())))?;
+    match RpcStatus::parse(&bytes) {
+        Some(status) if status.is_service_disabled() => Err(Unlisted::ApiDisabled),
+        Some(status) => Err(Unlisted::Failed(format!(
+            "{}: saved error {} {}: {}",
+            path.display(),
+            status.code,
+            status.status,
+            status.message
+        ))),
+        None => Ok(bytes),
+    }
+}
+
+/// A list response (any of the APIs' shapes) or the bare array `gcloud ... --format=json`
+/// prints, whose items may even mix shapes (`gcloud functions list` appends 1st gen
+/// functions in the v1 shape).
+fn workloads(bytes: &[u8], kind: Kind, project: &str, path: &Path) -> Result<Vec<Workload>, Unlisted> {
+    let fail = |msg: String| Unlisted::Failed(format!("{}: {msg}", path.display()));
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| fail(format!("invalid JSON: {e}")))?;
     let items: Vec<Value> = match value {
         Value::Array(items) => items,
         Value::Object(mut list) => {
@@ -139,22 +155,5 @@ fn workloads(value: Value, kind: Kind, project: &str, path: &Path) -> Result<Vec
         }
         _ => return Err(fail("expected a list response or an array".into())),
     };
-    items
-        .into_iter()
-        .map(|item| {
-            let knative = item.get("metadata").is_some();
-            let parsed = match (kind, knative) {
-                (Kind::Function, _) => from::<functions_v2::Function>(item).and_then(|f| f.into_workload(project)),
-                (Kind::Job, true) => from::<run_v1::Job>(item).and_then(|r| r.into_workload(project, kind)),
-                (_, true) => from::<run_v1::Service>(item).and_then(|r| r.into_workload(project, kind)),
-                (Kind::Job, false) => from::<run_v2::Job>(item).and_then(|r| r.into_workload(project, kind)),
-                (_, false) => from::<run_v2::Service>(item).and_then(|r| r.into_workload(project, kind)),
-            };
-            parsed.map_err(fail)
-        })
-        .collect()
-}
-
-fn from<T: DeserializeOwned>(value: Value) -> Result<T, String> {
-    serde_json::from_value(value).map_err(|e| e.to_string())
+    items.into_iter().map(|item| shape::workload(kind, item, project).map_err(fail)).collect()
 }

@@ -91,6 +91,14 @@ pub fn repository_exempted(patterns: &[String], repository: &str) -> bool {
     patterns.iter().any(|p| exempts_repository(p, repository))
 }
 
+/// Does `pattern` exempt the images stored directly in `repository` (`REPO/*`) without being
+/// the `REPO/**` Google documents? Such an entry covers `REPO/IMAGE:TAG` but no nested path.
+pub fn exempts_top_level_only(pattern: &str, repository: &str) -> bool {
+    !exempts_repository(pattern, repository)
+        && matches(pattern, &format!("{}/image", repository.trim_end_matches('/')))
+        && matches(pattern, &format!("{}/image:tag", repository.trim_end_matches('/')))
+}
+
 /// Does `pattern` exempt more than one repository (`**`, `host/**`, `host/project/**`,
 /// `*-docker.pkg.dev/**`, `host/project/repo**` ...)?
 ///
@@ -149,6 +157,15 @@ mod tests {
         assert!(!exempts_repository("us-central1-docker.pkg.dev/p/gcf-artifacts/app/**", repo));
         assert!(!exempts_repository("europe-west1-docker.pkg.dev/p/gcf-artifacts/**", repo));
         assert!(exempts_repository("us-central1-docker.pkg.dev/p/gcf**", repo));
+    }
+
+    #[test]
+    fn a_single_star_over_a_repository_is_recognised_as_top_level_only() {
+        let repo = "us-central1-docker.pkg.dev/p/gcf-artifacts";
+        assert!(exempts_top_level_only("us-central1-docker.pkg.dev/p/gcf-artifacts/*", repo));
+        assert!(!exempts_top_level_only("us-central1-docker.pkg.dev/p/gcf-artifacts/**", repo));
+        assert!(!exempts_top_level_only("us-central1-docker.pkg.dev/p/gcf-artifacts/app*", repo));
+        assert!(!exempts_top_level_only("us-central1-docker.pkg.dev/p/other/*", repo));
     }
 
     #[test]

@@ -3,14 +3,12 @@
 pub mod allowlist;
 mod remediation;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::inventory::{
-    Api, BinauthzSetting, FunctionOrigin, Generation, Kind, Observed, Policy, ProjectInventory, Workload,
-};
+use crate::inventory::{Api, BinauthzSetting, FunctionOrigin, Kind, Observed, Policy, ProjectInventory, Workload};
 
 /// Operator choices that change what counts as compliant (`[rules]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -103,7 +101,25 @@ pub struct ResourceVerdict {
     pub unknown_reason: Option<String>,
     pub image: Option<String>,
     pub last_modifier: Option<String>,
+    /// What to paste into a shell, exactly as printed; `None` when no safe command exists.
     pub remediation: Option<String>,
+    /// Why the fix is what it is, or what to do where no command is safe.
+    pub remediation_note: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// When the source last saw the resource change (Asset Inventory); `None` for live reads.
+    pub data_updated_at: Option<String>,
+}
+
+/// How the policy's allowlist covers a build repository that functions need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowlistStatus {
+    /// A pattern exempts everything in the repository (`REPO/**`, as Google documents).
+    Present,
+    /// Only `REPO/*`: images directly in the repository, no nested path. Not the documented
+    /// pattern, so a function deploy may still be refused.
+    NotDocumentedPattern,
+    Missing,
 }
 
 /// A build repository some function needs exempted, and whether the policy exempts it.
@@ -111,7 +127,32 @@ pub struct ResourceVerdict {
 pub struct AllowlistEntry {
     pub location: String,
     pub repository: String,
+    /// `status == Present` (the `binauthz_policy_allowlist_entry_present` value).
     pub present: bool,
+    pub status: AllowlistStatus,
+}
+
+impl AllowlistEntry {
+    fn judge(location: &str, repository: &str, patterns: &[String]) -> AllowlistEntry {
+        let status = if allowlist::repository_exempted(patterns, repository) {
+            AllowlistStatus::Present
+        } else if patterns.iter().any(|p| allowlist::exempts_top_level_only(p, repository)) {
+            AllowlistStatus::NotDocumentedPattern
+        } else {
+            AllowlistStatus::Missing
+        };
+        AllowlistEntry {
+            location: location.to_owned(),
+            repository: repository.to_owned(),
+            present: status == AllowlistStatus::Present,
+            status,
+        }
+    }
+
+    /// The pattern Google documents for this repository.
+    pub fn documented_pattern(&self) -> String {
+        format!("{}/**", self.repository)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -143,9 +184,14 @@ pub fn evaluate_project(inventory: &ProjectInventory, rules: &Rules) -> ProjectV
         Observed::Failed(_) => PolicyView::Unreadable,
     };
     let ctx = Context::new(inventory, rules, policy);
+    let allowlist = allowlist_entries(&ctx, &inventory.workloads);
 
-    let mut resources: Vec<ResourceVerdict> =
-        inventory.workloads.iter().filter(|w| !ctx.is_backing_service(w)).map(|w| ctx.evaluate(w)).collect();
+    let mut resources: Vec<ResourceVerdict> = inventory
+        .workloads
+        .iter()
+        .filter(|w| !ctx.is_backing_service(w))
+        .map(|w| ctx.evaluate(w, &allowlist))
+        .collect();
     resources.sort_by(|a, b| (a.kind, &a.location, &a.name).cmp(&(b.kind, &b.location, &b.name)));
 
     let mut disabled_apis: BTreeSet<Api> =
@@ -161,7 +207,7 @@ pub fn evaluate_project(inventory: &ProjectInventory, rules: &Rules) -> ProjectV
         findings: project_findings(policy),
         policy: inventory.policy.seen().cloned(),
         disabled_apis: disabled_apis.into_iter().collect(),
-        allowlist: allowlist_entries(&inventory.workloads, policy),
+        allowlist,
         resources,
     }
 }
@@ -186,27 +232,24 @@ fn project_findings(policy: PolicyView<'_>) -> Vec<Finding> {
     }
 }
 
-fn allowlist_entries(workloads: &[Workload], policy: PolicyView<'_>) -> Vec<AllowlistEntry> {
-    let patterns: &[String] = match policy {
+/// The build repositories the project's functions need exempted. 1st gen functions never
+/// need one (they do not run on Cloud Run), nor do the Run services behind gen2 functions
+/// (their function needs the entry).
+fn allowlist_entries(ctx: &Context<'_>, workloads: &[Workload]) -> Vec<AllowlistEntry> {
+    let patterns: &[String] = match ctx.policy {
         PolicyView::Known(p) => &p.admission_whitelist_patterns,
         PolicyView::Absent => &[],
         PolicyView::Unreadable => return Vec::new(),
     };
     let needed: BTreeSet<(&str, &str)> = workloads
         .iter()
+        .filter(|w| !ctx.is_backing_service(w))
         .filter_map(|w| match &w.function {
-            Some(FunctionOrigin::FunctionsApi { generation: Generation::Gen1, .. }) | None => None,
-            Some(origin) => Some((w.location.as_str(), origin.build_repository())),
+            Some(origin) if !origin.is_gen1() => Some((w.location.as_str(), origin.build_repository())),
+            _ => None,
         })
         .collect();
-    needed
-        .into_iter()
-        .map(|(location, repository)| AllowlistEntry {
-            location: location.to_owned(),
-            repository: repository.to_owned(),
-            present: allowlist::repository_exempted(patterns, repository),
-        })
-        .collect()
+    needed.into_iter().map(|(location, repository)| AllowlistEntry::judge(location, repository, patterns)).collect()
 }
 
 struct Context<'a> {
@@ -244,12 +287,22 @@ impl<'a> Context<'a> {
             && (w.managed_by_functions || self.backing_services.contains(&(w.location.as_str(), w.name.as_str())))
     }
 
-    fn evaluate(&self, w: &Workload) -> ResourceVerdict {
+    fn evaluate(&self, w: &Workload, allowlist: &[AllowlistEntry]) -> ResourceVerdict {
         let mut violations = BTreeSet::new();
         let mut unknown = None;
+        let mut fix = remediation::Context::default();
 
-        if let Some(FunctionOrigin::FunctionsApi { generation: Generation::Gen1, .. }) = &w.function {
+        if w.function.as_ref().is_some_and(FunctionOrigin::is_gen1) {
             violations.insert(Violation::Gen1Function);
+            // The upgraded function will build into gcf-artifacts: its deploy needs the entry.
+            if let (PolicyView::Known(p), Some(origin)) = (self.policy, &w.function) {
+                fix.allowlist = Some(AllowlistEntry::judge(
+                    &w.location,
+                    origin.build_repository(),
+                    &p.admission_whitelist_patterns,
+                ))
+                .filter(|e| !e.present);
+            }
         } else {
             self.check_setting(w.binauthz.as_ref(), &mut violations);
             if let Some(FunctionOrigin::FunctionsApi { backing_service: Some((l, n)), .. }) = &w.function {
@@ -263,17 +316,18 @@ impl<'a> Context<'a> {
                 }
             }
             match (self.policy, &w.function) {
-                (PolicyView::Known(p), Some(origin)) => {
-                    if !allowlist::repository_exempted(&p.admission_whitelist_patterns, origin.build_repository()) {
+                (PolicyView::Known(_), Some(origin)) => {
+                    let entry = allowlist
+                        .iter()
+                        .find(|e| e.location == w.location && e.repository == origin.build_repository());
+                    if let Some(entry) = entry.filter(|e| !e.present) {
                         violations.insert(Violation::AllowlistMissing);
+                        fix.allowlist = Some(entry.clone());
                     }
                 }
                 (PolicyView::Known(p), None) => {
-                    let exempt = w
-                        .images
-                        .iter()
-                        .any(|image| p.admission_whitelist_patterns.iter().any(|pat| allowlist::matches(pat, image)));
-                    if exempt {
+                    fix.exempted_by = exempting_patterns(p, w, allowlist);
+                    if !fix.exempted_by.is_empty() {
                         violations.insert(Violation::ExemptImage);
                     }
                 }
@@ -292,17 +346,21 @@ impl<'a> Context<'a> {
         } else {
             Compliance::Compliant
         };
+        let remediation = remediation::for_violations(w, &violations, &fix);
         ResourceVerdict {
             location: w.location.clone(),
             kind: w.kind,
             name: w.name.clone(),
             is_function: w.function.is_some(),
             compliance,
-            remediation: remediation::for_violations(w, &violations),
+            remediation: remediation.command,
+            remediation_note: remediation.note,
             violations,
             unknown_reason: if compliance == Compliance::Unknown { unknown } else { None },
             image: w.images.first().cloned(),
             last_modifier: w.last_modifier.clone(),
+            labels: w.labels.clone(),
+            data_updated_at: w.data_updated_at.clone(),
         }
     }
 
@@ -326,6 +384,20 @@ impl<'a> Context<'a> {
             violations.insert(Violation::Breakglass);
         }
     }
+}
+
+/// The patterns that exempt one of `w`'s images, each with whether a function of the project
+/// needs it (then removing it would block that function's next deploy).
+fn exempting_patterns(policy: &Policy, w: &Workload, allowlist: &[AllowlistEntry]) -> Vec<remediation::Exemption> {
+    policy
+        .admission_whitelist_patterns
+        .iter()
+        .filter(|pattern| w.images.iter().any(|image| allowlist::matches(pattern, image)))
+        .map(|pattern| remediation::Exemption {
+            pattern: pattern.clone(),
+            needed_by_functions: allowlist.iter().any(|e| allowlist::exempts_repository(pattern, &e.repository)),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,47 +1,225 @@
-//! The command an on-call engineer runs to fix a violation.
+//! The fix an on-call engineer pastes. `command` holds only what a shell can run as printed:
+//! `gcloud` commands, the auditor itself as a policy filter, and plain shell, joined by `&&`
+//! across lines so that a failed step stops the rest. Every value taken from Google (names,
+//! sources) is shell-quoted: a snapshot can hold anything. Explanations, and the reason when
+//! no command is safe, go in `note`.
 
-use crate::evaluate::Violation;
-use crate::inventory::{FunctionOrigin, Kind, Workload};
+use crate::evaluate::{AllowlistEntry, AllowlistStatus, Violation};
+use crate::inventory::{FunctionOrigin, FunctionSource, Kind, Workload};
 
-/// One line, every distinct fix joined with `; `, or `None` for a compliant workload.
-pub fn for_violations(w: &Workload, violations: &[Violation]) -> Option<String> {
-    let mut fixes: Vec<String> = Vec::new();
-    for v in violations {
-        let fix = fix_for(w, *v);
-        if !fixes.contains(&fix) {
-            fixes.push(fix);
-        }
-    }
-    (!fixes.is_empty()).then(|| fixes.join("; "))
+/// What the evaluator knows that decides the fix.
+#[derive(Debug, Default)]
+pub struct Context {
+    /// The build repository entry this workload's deploy needs and the policy lacks.
+    pub allowlist: Option<AllowlistEntry>,
+    /// The policy patterns that exempt the workload's image.
+    pub exempted_by: Vec<Exemption>,
 }
 
-fn fix_for(w: &Workload, violation: Violation) -> String {
-    let (name, project, location) = (&w.name, &w.project, &w.location);
-    match violation {
-        Violation::BinauthzDisabled | Violation::NonDefaultPolicy | Violation::Breakglass => enable_default(w),
-        Violation::AllowlistMissing => {
-            let repository = w.function.as_ref().map(FunctionOrigin::build_repository).unwrap_or_default();
-            format!(
-                "add namePattern '{repository}/**' to admissionWhitelistPatterns: gcloud container binauthz policy export --project {project} > policy.yaml && gcloud container binauthz policy import policy.yaml --project {project}"
-            )
+#[derive(Debug)]
+pub struct Exemption {
+    pub pattern: String,
+    /// The pattern exempts a build repository the project's functions deploy from.
+    pub needed_by_functions: bool,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Remediation {
+    pub command: Option<String>,
+    pub note: Option<String>,
+}
+
+/// Builds the command from steps and the note from sentences, in the order they must happen.
+#[derive(Default)]
+struct Plan {
+    steps: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Plan {
+    fn step(&mut self, command: String) {
+        if !self.steps.contains(&command) {
+            self.steps.push(command);
         }
-        Violation::Gen1Function => format!(
-            "redeploy as a 2nd gen function: gcloud functions deploy {name} --gen2 --project {project} --region {location} --binary-authorization default"
-        ),
-        Violation::ExemptImage => format!(
-            "deploy an image from a repository the policy does not exempt, or narrow the allowlist pattern matching {}",
-            w.images.first().map(String::as_str).unwrap_or("the image")
-        ),
+    }
+
+    fn note(&mut self, sentence: impl Into<String>) {
+        let sentence = sentence.into();
+        if !self.notes.contains(&sentence) {
+            self.notes.push(sentence);
+        }
+    }
+
+    fn finish(self) -> Remediation {
+        Remediation {
+            command: (!self.steps.is_empty()).then(|| self.steps.join(" &&\n")),
+            note: (!self.notes.is_empty()).then(|| self.notes.join(" ")),
+        }
     }
 }
 
-fn enable_default(w: &Workload) -> String {
-    let (name, project, location) = (&w.name, &w.project, &w.location);
-    let command = match w.kind {
-        Kind::Function => "gcloud functions deploy",
-        Kind::Service => "gcloud run services update",
-        Kind::Job => "gcloud run jobs update",
-        Kind::WorkerPool => "gcloud beta run worker-pools update",
-    };
-    format!("{command} {name} --project {project} --region {location} --binary-authorization default")
+pub fn for_violations(w: &Workload, violations: &[Violation], ctx: &Context) -> Remediation {
+    let mut plan = Plan::default();
+    if violations.is_empty() {
+        return plan.finish();
+    }
+    // An enforcing policy refuses a function's deploy until its build repository is exempted.
+    if let Some(entry) = &ctx.allowlist {
+        allowlist_step(&mut plan, w, entry);
+    }
+    if violations.contains(&Violation::Gen1Function) {
+        upgrade_gen1(&mut plan, w);
+        return plan.finish();
+    }
+    let setting_wrong = violations
+        .iter()
+        .any(|v| matches!(v, Violation::BinauthzDisabled | Violation::NonDefaultPolicy | Violation::Breakglass));
+    if setting_wrong {
+        enable_default(&mut plan, w, violations.contains(&Violation::Breakglass));
+    }
+    if violations.contains(&Violation::ExemptImage) {
+        narrow_exemption(&mut plan, w, &ctx.exempted_by);
+    }
+    plan.finish()
+}
+
+fn allowlist_step(plan: &mut Plan, w: &Workload, entry: &AllowlistEntry) {
+    let pattern = entry.documented_pattern();
+    plan.step(format!(
+        "policy=$(mktemp) && gcloud container binauthz policy export --project {project} | binauthz-auditor allowlist --add {pattern} > \"$policy\" && gcloud container binauthz policy import \"$policy\" --project {project}",
+        project = quote(&w.project),
+        pattern = quote(&pattern),
+    ));
+    if entry.status == AllowlistStatus::NotDocumentedPattern {
+        plan.note(format!(
+            "The policy exempts {repo}/* (images directly in the repository), not the documented {pattern}; builds can store images below that level, so the fix adds {pattern}.",
+            repo = entry.repository,
+        ));
+    } else {
+        plan.note(format!(
+            "The project policy must exempt {pattern} before this function can deploy under an enforcing policy; the first step adds it (the auditor only edits the exported policy)."
+        ));
+    }
+}
+
+/// `--binary-authorization default` on the workload, the one way its kind's `gcloud` sets it.
+fn enable_default(plan: &mut Plan, w: &Workload, breakglass: bool) {
+    let target = target(w);
+    match (w.kind, &w.function) {
+        (Kind::Function, Some(FunctionOrigin::FunctionsApi { source, .. })) => redeploy_function(plan, w, source),
+        (Kind::Function, _) => plan.note("Redeploy the function with --binary-authorization default."),
+        (Kind::WorkerPool, _) => {
+            if breakglass {
+                // `worker-pools update --binary-authorization default` keeps an existing
+                // breakglass justification (services and jobs drop it); both flags in one
+                // command are refused, so clear first.
+                plan.step(format!("gcloud beta run worker-pools update {target} --clear-binary-authorization"));
+            }
+            plan.step(format!("gcloud beta run worker-pools update {target} --binary-authorization default"));
+            plan.note(not_retroactive("worker pool"));
+        }
+        (Kind::Service, _) => {
+            plan.step(format!("gcloud run services update {target} --binary-authorization default"));
+            plan.note(not_retroactive("service"));
+        }
+        (Kind::Job, _) => {
+            plan.step(format!("gcloud run jobs update {target} --binary-authorization default"));
+            plan.note("Jobs are checked at each execution: the next execution is enforced.");
+        }
+    }
+}
+
+fn not_retroactive(kind: &str) -> String {
+    format!(
+        "Binary Authorization is checked when a revision is deployed, never after: the revision this {kind} serves now was not checked and keeps serving until the next deploy, which is."
+    )
+}
+
+/// `gcloud functions deploy` rebuilds from `--source`, or from the CURRENT DIRECTORY without
+/// it: only a deploy that names the function's own deployed source is safe to print.
+fn redeploy_function(plan: &mut Plan, w: &Workload, source: &FunctionSource) {
+    if w.is_firebase_managed() {
+        plan.note(
+            "Deployed by the Firebase CLI (label deployment-tool=cli-firebase): a gcloud deploy would be undone by the next firebase deploy; set Binary Authorization in the Firebase deploy.",
+        );
+        return;
+    }
+    match source {
+        FunctionSource::Reusable(source) => {
+            plan.step(format!(
+                "gcloud functions deploy {} --source={} --binary-authorization default",
+                target(w),
+                quote(source)
+            ));
+            plan.note("The deploy rebuilds the function from the source it was last deployed from.");
+        }
+        FunctionSource::NotReusable(why) => plan.note(format!(
+            "No safe command: {why}. Redeploy from the function's source with --binary-authorization default (gcloud functions deploy without --source uploads the current directory)."
+        )),
+    }
+}
+
+/// A 1st gen function cannot be redeployed as 2nd gen; Google's path is the upgrade flow,
+/// after which Binary Authorization is set with a deploy.
+fn upgrade_gen1(plan: &mut Plan, w: &Workload) {
+    if w.is_firebase_managed() {
+        plan.note("Deployed by the Firebase CLI: upgrade it to 2nd gen and set Binary Authorization through the Firebase deploy.");
+        return;
+    }
+    let target = target(w);
+    for step in ["--setup-config", "--redirect-traffic", "--commit"] {
+        plan.step(format!("gcloud alpha functions upgrade {target} {step}"));
+    }
+    plan.note("1st gen functions do not run on Cloud Run and cannot be protected; `gcloud functions deploy --gen2` refuses an existing 1st gen function, so the upgrade flow makes it 2nd gen first.");
+    if let Some(FunctionOrigin::FunctionsApi { source, .. }) = &w.function {
+        redeploy_function(plan, w, source);
+    }
+}
+
+fn narrow_exemption(plan: &mut Plan, w: &Workload, exempted_by: &[Exemption]) {
+    let (needed, removable): (Vec<&Exemption>, Vec<&Exemption>) =
+        exempted_by.iter().partition(|e| e.needed_by_functions);
+    if !removable.is_empty() && needed.is_empty() {
+        let removals: Vec<String> = removable.iter().map(|e| format!("--remove {}", quote(&e.pattern))).collect();
+        plan.step(format!(
+            "policy=$(mktemp) && gcloud container binauthz policy export --project {project} | binauthz-auditor allowlist {removals} > \"$policy\" && gcloud container binauthz policy import \"$policy\" --project {project}",
+            project = quote(&w.project),
+            removals = removals.join(" "),
+        ));
+        plan.note(
+            "The allowlist exempts this image from every check; the fix removes the exempting pattern (no function of the project needs it), so the next deploy of any image it matched must pass the policy.",
+        );
+    } else {
+        let patterns: Vec<&str> = needed.iter().map(|e| e.pattern.as_str()).collect();
+        plan.note(format!(
+            "No safe command: {} exempts this image and also the build repository the project's functions need (Google documents it for functions). That entry exempts every image in the repository, including every `gcloud run deploy --source` build in the region: deploy this workload from an image in a repository the policy does not exempt.",
+            patterns.join(", ")
+        ));
+    }
+}
+
+/// `NAME --project P --region R`, quoted.
+fn target(w: &Workload) -> String {
+    format!("{} --project {} --region {}", quote(&w.name), quote(&w.project), quote(&w.location))
+}
+
+/// A shell word for `s`: bare when it holds only characters no shell treats specially,
+/// single-quoted otherwise.
+pub fn quote(s: &str) -> String {
+    let plain = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.,:/@%+=".contains(c));
+    if plain { s.to_owned() } else { format!("'{}'", s.replace('\'', r"'\''")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_from_google_cannot_break_out_of_the_command() {
+        assert_eq!(quote("api-v2"), "api-v2");
+        assert_eq!(quote("us-docker.pkg.dev/p/r/**"), "'us-docker.pkg.dev/p/r/**'");
+        assert_eq!(quote("x; rm -rf ~"), "'x; rm -rf ~'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote(""), "''");
+    }
 }

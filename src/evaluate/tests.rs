@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::inventory::{
-    BinauthzSetting, FunctionOrigin, Generation, Kind, Observed, Policy, ProjectInventory, Workload,
+    BinauthzSetting, FunctionGeneration, FunctionOrigin, FunctionSource, Kind, Observed, Policy, ProjectInventory,
+    Workload,
 };
 
 const REGION: &str = "us-central1";
@@ -22,6 +23,8 @@ fn workload(kind: Kind, name: &str) -> Workload {
         last_modifier: Some("dev@example.com".into()),
         function: None,
         managed_by_functions: false,
+        labels: Default::default(),
+        data_updated_at: None,
     }
 }
 
@@ -29,9 +32,10 @@ fn gen2_function(name: &str) -> Workload {
     Workload {
         images: vec![],
         function: Some(FunctionOrigin::FunctionsApi {
-            generation: Generation::Gen2,
+            generation: FunctionGeneration::Gen2,
             build_repository: format!("{REGION}-docker.pkg.dev/p/gcf-artifacts"),
             backing_service: Some((REGION.into(), name.into())),
+            source: FunctionSource::Reusable(format!("gs://gcf-v2-sources-1-{REGION}/{name}/function-source.zip")),
         }),
         ..workload(Kind::Function, name)
     }
@@ -211,9 +215,10 @@ fn a_gen2_function_is_reported_once_and_judged_with_its_backing_service() {
 fn a_gen1_function_cannot_be_protected() {
     let gen1 = Workload {
         function: Some(FunctionOrigin::FunctionsApi {
-            generation: Generation::Gen1,
-            build_repository: "r".into(),
+            generation: FunctionGeneration::Gen1,
+            build_repository: format!("{REGION}-docker.pkg.dev/p/gcf-artifacts"),
             backing_service: None,
+            source: FunctionSource::Reusable("gs://b/old.zip".into()),
         }),
         binauthz: None,
         ..gen2_function("old")
@@ -221,7 +226,13 @@ fn a_gen1_function_cannot_be_protected() {
     let v = evaluate_one(Observed::Seen(enforcing_policy(FUNCTION_REPOS)), vec![gen1], &Rules::default());
     assert_eq!(violations_of(&v, "old"), vec![Violation::Gen1Function]);
     assert!(v.allowlist.is_empty(), "gen1 builds need no allowlist entry");
-    assert!(v.resources[0].remediation.as_deref().unwrap().contains("--gen2"));
+    let fix = v.resources[0].remediation.as_deref().unwrap();
+    assert!(!fix.contains("--gen2"), "gcloud refuses --gen2 for an existing 1st gen function: {fix}");
+    let steps: Vec<&str> = fix.lines().collect();
+    assert_eq!(steps.len(), 4, "{fix}");
+    assert!(steps[0].starts_with("gcloud alpha functions upgrade old") && steps[0].ends_with("--setup-config &&"));
+    assert!(steps[2].ends_with("--commit &&"));
+    assert!(steps[3].starts_with("gcloud functions deploy old") && steps[3].contains("--source=gs://b/old.zip"));
 }
 
 #[test]

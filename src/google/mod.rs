@@ -2,13 +2,20 @@
 //! unknown enum values included) and their mapping onto the inventory.
 
 pub mod binauthz_v1;
+pub mod functions_v1;
 pub mod functions_v2;
 pub mod resourcemanager_v3;
 pub mod run_v1;
 pub mod run_v2;
+pub mod shape;
 pub mod status;
 
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
+
+use crate::inventory::FunctionOrigin;
 
 /// A list response: its items and the token for the next page, if any.
 pub trait Page: DeserializeOwned {
@@ -51,6 +58,44 @@ macro_rules! list_response {
     };
 }
 pub(crate) use list_response;
+
+/// A container of a Run resource (v1 and v2 name it alike).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Container {
+    pub image: String,
+}
+
+/// The non-empty images of `containers`, in order.
+fn images(containers: &[Container]) -> Vec<String> {
+    containers.iter().map(|c| c.image.clone()).filter(|i| !i.is_empty()).collect()
+}
+
+/// A Cloud Run service is a function (`gcloud run deploy --function`) only when it was built
+/// from a function target: gcloud records the other build settings on EVERY `--source`
+/// deploy, so they say nothing. The image is built into the repository of the image it
+/// built (`buildConfig.imageUri`), or else `cloud-run-source-deploy` in its region.
+fn run_function_origin(
+    function_target: Option<&str>,
+    built_image: Option<&str>,
+    images: &[String],
+    location: &str,
+    project: &str,
+) -> Option<FunctionOrigin> {
+    function_target.filter(|t| !t.trim().is_empty())?;
+    let build_repository = built_image
+        .into_iter()
+        .chain(images.iter().map(String::as_str))
+        .find_map(artifact_registry_repository)
+        .unwrap_or_else(|| format!("{location}-docker.pkg.dev/{project}/cloud-run-source-deploy"));
+    Some(FunctionOrigin::RunAdmin { build_repository })
+}
+
+/// User labels only: Knative also keeps system labels (`cloud.googleapis.com/location`) in the
+/// same map, and user label keys cannot contain `/`.
+fn user_labels<'a>(labels: impl IntoIterator<Item = (&'a String, &'a String)>) -> BTreeMap<String, String> {
+    labels.into_iter().filter(|(k, _)| !k.contains('/')).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
 
 /// A build repository `HOST/PROJECT/REPO` from an Artifact Registry image reference, if the
 /// image lives in Artifact Registry.

@@ -1,4 +1,5 @@
-//! Resource Manager v3: project search.
+//! Resource Manager v3: project search, and the folder tree (`folders.list`,
+//! `projects.list`, both by direct parent).
 
 use serde::Deserialize;
 
@@ -11,4 +12,14 @@ pub struct Project {
     pub state: String,
 }
 
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Folder {
+    /// `folders/N`
+    pub name: String,
+    pub state: String,
+}
+
 list_response!(SearchProjectsResponse, "projects", Project);
+list_response!(ListProjectsResponse, "projects", Project);
+list_response!(ListFoldersResponse, "folders", Folder);

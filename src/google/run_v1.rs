@@ -5,28 +5,32 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{Page, artifact_registry_repository, list_response, non_empty};
-use crate::inventory::{BinauthzSetting, FunctionOrigin, Kind, Workload};
+use super::{Container, Page, images, list_response, non_empty, run_function_origin, user_labels};
+use crate::inventory::{BinauthzSetting, Kind, Workload};
 
 pub const BINAUTHZ_ANNOTATION: &str = "run.googleapis.com/binary-authorization";
 pub const BREAKGLASS_ANNOTATION: &str = "run.googleapis.com/binary-authorization-breakglass";
 pub const FUNCTION_TARGET_ANNOTATION: &str = "run.googleapis.com/build-function-target";
 pub const BUILD_IMAGE_ANNOTATION: &str = "run.googleapis.com/build-image-uri";
 pub const LOCATION_LABEL: &str = "cloud.googleapis.com/location";
+/// Who changed the resource last, most specific first: services record it under
+/// `serving.knative.dev/`, jobs and worker pools under `run.googleapis.com/` (seen in real
+/// responses), and a resource never changed since creation only names its creator.
+const MODIFIER_ANNOTATIONS: [&str; 4] = [
+    "serving.knative.dev/lastModifier",
+    "run.googleapis.com/lastModifier",
+    "serving.knative.dev/creator",
+    "run.googleapis.com/creator",
+];
 
+/// `metadata.namespace` is the project NUMBER in real responses, so the project comes from
+/// the request, not from here.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct ObjectMeta {
     pub name: String,
-    pub namespace: String,
     pub labels: HashMap<String, String>,
     pub annotations: HashMap<String, String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Container {
-    pub image: String,
 }
 
 /// `spec` of a pod-like template: the containers.
@@ -95,15 +99,14 @@ impl<S: Containers> Resource<S> {
             policy: (value != "default").then_some(value),
             breakglass_justification: annotation(BREAKGLASS_ANNOTATION),
         });
-        let images: Vec<String> =
-            self.spec.containers().iter().map(|c| c.image.clone()).filter(|i| !i.is_empty()).collect();
-        let function = annotation(FUNCTION_TARGET_ANNOTATION).map(|_| FunctionOrigin::RunAdmin {
-            build_repository: annotation(BUILD_IMAGE_ANNOTATION)
-                .iter()
-                .chain(images.iter())
-                .find_map(|i| artifact_registry_repository(i))
-                .unwrap_or_else(|| format!("{location}-docker.pkg.dev/{project}/cloud-run-source-deploy")),
-        });
+        let images = images(self.spec.containers());
+        let function = run_function_origin(
+            annotation(FUNCTION_TARGET_ANNOTATION).as_deref(),
+            annotation(BUILD_IMAGE_ANNOTATION).as_deref(),
+            &images,
+            &location,
+            project,
+        );
         Ok(Workload {
             project: project.to_owned(),
             kind,
@@ -111,8 +114,10 @@ impl<S: Containers> Resource<S> {
             managed_by_functions: meta.labels.get("goog-managed-by").is_some_and(|v| v == "cloudfunctions"),
             binauthz,
             images,
-            last_modifier: annotation("serving.knative.dev/lastModifier").or(annotation("serving.knative.dev/creator")),
+            last_modifier: MODIFIER_ANNOTATIONS.iter().find_map(|key| annotation(key)),
             function,
+            labels: user_labels(&meta.labels),
+            data_updated_at: None,
             location,
         })
     }
@@ -184,6 +189,16 @@ mod tests {
         assert_eq!(b.breakglass_justification.as_deref(), Some("incident 42"));
         assert_eq!(w.last_modifier.as_deref(), Some("ci@p.iam.gserviceaccount.com"));
         assert_eq!(w.images, vec!["gcr.io/p/api"]);
+    }
+
+    #[test]
+    fn jobs_name_their_modifier_under_run_googleapis_com() {
+        let j: Job = serde_json::from_str(
+            r#"{"metadata":{"name":"job","namespace":"1098479648729","labels":{"cloud.googleapis.com/location":"us-central1"},
+                "annotations":{"run.googleapis.com/lastModifier":"kapil@stacklet.io","run.googleapis.com/creator":"ci@x"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(j.into_workload("p", Kind::Job).unwrap().last_modifier.as_deref(), Some("kapil@stacklet.io"));
     }
 
     #[test]

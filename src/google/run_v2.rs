@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{artifact_registry_repository, list_response, non_empty};
-use crate::inventory::{BinauthzSetting, FunctionOrigin, Kind, Workload, location_and_name};
+use super::{Container, images, list_response, non_empty, run_function_origin, user_labels};
+use crate::inventory::{BinauthzSetting, Kind, Workload, location_and_name};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -23,12 +23,6 @@ impl From<BinaryAuthorization> for BinauthzSetting {
             breakglass_justification: non_empty(b.breakglass_justification),
         }
     }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Container {
-    pub image: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -59,7 +53,8 @@ pub struct Resource<T> {
     pub binary_authorization: Option<BinaryAuthorization>,
     pub creator: Option<String>,
     pub last_modifier: Option<String>,
-    /// Only services have it: set for functions deployed with `gcloud run deploy --function`.
+    /// Only services have it, and gcloud sets it on every `--source` deploy: only a
+    /// `functionTarget` makes the service a function (`gcloud run deploy --function`).
     pub build_config: Option<BuildConfig>,
     pub template: T,
 }
@@ -89,18 +84,15 @@ impl<T: Containers> Resource<T> {
     pub fn into_workload(self, project: &str, kind: Kind) -> Result<Workload, String> {
         let (location, name) =
             location_and_name(&self.name).ok_or_else(|| format!("{kind} with malformed name {:?}", self.name))?;
-        let images: Vec<String> =
-            self.template.containers().iter().map(|c| c.image.clone()).filter(|i| !i.is_empty()).collect();
-        let function = self.build_config.as_ref().map(|build| {
-            let built_image = non_empty(build.image_uri.clone());
-            FunctionOrigin::RunAdmin {
-                build_repository: built_image
-                    .iter()
-                    .chain(images.iter())
-                    .find_map(|i| artifact_registry_repository(i))
-                    .unwrap_or_else(|| format!("{location}-docker.pkg.dev/{project}/cloud-run-source-deploy")),
-            }
-        });
+        let images = images(self.template.containers());
+        let build = self.build_config.as_ref();
+        let function = run_function_origin(
+            build.and_then(|b| b.function_target.as_deref()),
+            build.and_then(|b| b.image_uri.as_deref()).filter(|i| !i.trim().is_empty()),
+            &images,
+            location,
+            project,
+        );
         Ok(Workload {
             project: project.to_owned(),
             location: location.to_owned(),
@@ -111,6 +103,8 @@ impl<T: Containers> Resource<T> {
             images,
             last_modifier: non_empty(self.last_modifier).or(non_empty(self.creator)),
             function,
+            labels: user_labels(&self.labels),
+            data_updated_at: None,
         })
     }
 }
@@ -122,6 +116,7 @@ list_response!(ListWorkerPoolsResponse, "workerPools", WorkerPool);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inventory::FunctionOrigin;
 
     #[test]
     fn a_service_maps_its_binauthz_setting_and_image() {
@@ -140,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn a_service_with_build_config_is_a_run_admin_function_building_into_source_deploy() {
+    fn a_service_built_from_a_function_target_is_a_run_admin_function() {
         let s: Service = serde_json::from_str(
             r#"{"name":"projects/p/locations/europe-west1/services/fn","buildConfig":{"functionTarget":"handler"},
                 "template":{"containers":[{"image":"gcr.io/p/fn"}]}}"#,
@@ -153,6 +148,17 @@ mod tests {
                 build_repository: "europe-west1-docker.pkg.dev/p/cloud-run-source-deploy".into()
             })
         );
+    }
+
+    #[test]
+    fn a_plain_source_deploy_is_not_a_function() {
+        let s: Service = serde_json::from_str(
+            r#"{"name":"projects/p/locations/europe-west1/services/web",
+                "buildConfig":{"imageUri":"europe-west1-docker.pkg.dev/p/cloud-run-source-deploy/web","baseImage":"x"},
+                "template":{"containers":[{"image":"europe-west1-docker.pkg.dev/p/cloud-run-source-deploy/web@sha256:ab"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.into_workload("p", Kind::Service).unwrap().function, None);
     }
 
     #[test]

@@ -104,8 +104,11 @@ pub struct RequestRecord {
 #[derive(Debug, Default)]
 pub struct World {
     pub projects: BTreeMap<String, FakeProject>,
-    /// What `projects:search` finds: (project id, state, parent).
+    /// What `projects:search` finds, and `projects.list` lists under each parent:
+    /// (project id, state, parent).
     pub search: Vec<(String, String, String)>,
+    /// The folder tree for `folders.list`: (folders/N, state, parent).
+    pub folders: Vec<(String, String, String)>,
     pub faults: Vec<Fault>,
     pub latency: Duration,
     /// Items per page when the client does not ask (small, so paging is exercised).
@@ -120,6 +123,9 @@ pub struct World {
     /// Serve requests without a bearer token too (Google's own clients with anonymous
     /// credentials, in the benchmark).
     pub anonymous_ok: bool,
+    /// Run v1 Knative lists are paged (`metadata.continue`) even when the client sends no
+    /// `limit`: whether Google does is not evidenced, so the auditor must cope either way.
+    pub knative_pages: bool,
     /// Asset Inventory returns Run resources in the v1 (Knative) shape instead of v2.
     pub assets_in_v1_shape: bool,
     /// Requests being answered now, and the most ever at once, by path.
@@ -161,7 +167,10 @@ impl FakeGoogle {
             .route("/v1/projects/{project}/policy", get(policy))
             .route("/v2/projects/{project}/locations/{location}/{collection}", get(list))
             .route("/v3/projects:search", get(search))
+            .route("/v3/projects", get(projects_by_parent))
+            .route("/v3/folders", get(folders_by_parent))
             .route("/apis/serving.knative.dev/v1/namespaces/{project}/services", get(knative_services))
+            .route("/v1/projects/{project}/locations/{location}/services", get(knative_located_services))
             .route("/apis/run.googleapis.com/v1/namespaces/{project}/{collection}", get(knative_list))
             .route("/v1/{parent_type}/{parent}/assets", get(assets))
             .fallback(|| async { google_error(404, "NOT_FOUND", "no such method in the fake", None) })
@@ -532,7 +541,7 @@ async fn search(State(world): State<Shared>, Query(query): Query<BTreeMap<String
         .iter()
         .filter(|(_, _, parent)| wanted.is_empty() || wanted == format!("parent:{parent}"))
         .map(|(id, state, parent)| {
-            json!({"name": format!("projects/{}", 100000 + id.len()), "projectId": id, "state": state,
+            json!({"name": format!("projects/{}", project_number(id)), "projectId": id, "state": state,
                    "parent": parent, "displayName": id})
         })
         .collect();
@@ -540,6 +549,50 @@ async fn search(State(world): State<Shared>, Query(query): Query<BTreeMap<String
         Ok((items, next)) => list_body("projects", items, next, &[]),
         Err(r) => r,
     }
+}
+
+/// `projects.list` / `folders.list`: the direct children of `parent` only, paged.
+async fn projects_by_parent(State(world): State<Shared>, Query(query): Query<BTreeMap<String, String>>) -> Response {
+    let w = world.lock().unwrap();
+    let Some(parent) = query.get("parent") else {
+        return google_error(400, "INVALID_ARGUMENT", "parent is required", None);
+    };
+    let found: Vec<Value> = w
+        .search
+        .iter()
+        .filter(|(_, _, p)| p == parent)
+        .map(|(id, state, parent)| {
+            json!({"name": format!("projects/{}", project_number(id)), "projectId": id, "state": state,
+                   "parent": parent, "displayName": id})
+        })
+        .collect();
+    match page(&found, &query, w.page_size) {
+        Ok((items, next)) => list_body("projects", items, next, &[]),
+        Err(r) => r,
+    }
+}
+
+async fn folders_by_parent(State(world): State<Shared>, Query(query): Query<BTreeMap<String, String>>) -> Response {
+    let w = world.lock().unwrap();
+    let Some(parent) = query.get("parent") else {
+        return google_error(400, "INVALID_ARGUMENT", "parent is required", None);
+    };
+    let found: Vec<Value> = w
+        .folders
+        .iter()
+        .filter(|(_, _, p)| p == parent)
+        .map(|(name, state, parent)| json!({"name": name, "state": state, "parent": parent, "displayName": name}))
+        .collect();
+    match page(&found, &query, w.page_size) {
+        Ok((items, next)) => list_body("folders", items, next, &[]),
+        Err(r) => r,
+    }
+}
+
+/// A stable, distinct project number for a fake project ID (real names carry either).
+pub fn project_number(id: &str) -> u64 {
+    let hash = id.bytes().fold(1469598103934665603u64, |h, b| (h ^ u64::from(b)).wrapping_mul(1099511628211));
+    100_000_000_000 + hash % 900_000_000_000
 }
 
 fn list_body(field: &str, items: Vec<Value>, next: Option<String>, unreachable: &[String]) -> Response {
@@ -599,10 +652,40 @@ pub fn knative(kind: &str, v2: &Value) -> Value {
     json!({
         "apiVersion": api_version,
         "kind": kind,
-        "metadata": {"name": short, "namespace": "123456789012", "labels": labels, "annotations": annotations,
+        // Real responses carry the project NUMBER as the namespace.
+        "metadata": {"name": short, "namespace": project_number(parts.get(1).copied().unwrap_or_default()).to_string(),
+                     "labels": labels, "annotations": annotations,
                      "uid": format!("{short}-uid"), "generation": 1, "creationTimestamp": "2026-10-01T00:00:00Z"},
         "spec": spec,
     })
+}
+
+/// The Cloud Functions v1 form of a 1st gen function (as the v1 API, Asset Inventory and
+/// `gcloud functions list` show it): no `environment`, no `serviceConfig`.
+pub fn functions_v1_shape(v2: &Value) -> Value {
+    let mut f = json!({
+        "name": v2["name"],
+        "status": "ACTIVE",
+        "entryPoint": v2["buildConfig"]["entryPoint"].as_str().unwrap_or("main"),
+        "runtime": v2["buildConfig"]["runtime"].as_str().unwrap_or("python312"),
+        "httpsTrigger": {"url": "https://example.cloudfunctions.net/f", "securityLevel": "SECURE_ALWAYS"},
+        "availableMemoryMb": 256,
+        "timeout": "60s",
+        "updateTime": v2["updateTime"].as_str().unwrap_or("2026-11-01T00:00:00Z"),
+        "versionId": "1",
+        "dockerRegistry": "ARTIFACT_REGISTRY",
+    });
+    if let Some(labels) = v2.get("labels") {
+        f["labels"] = labels.clone();
+    }
+    let storage = &v2["buildConfig"]["source"]["storageSource"];
+    if let (Some(bucket), Some(object)) = (storage["bucket"].as_str(), storage["object"].as_str()) {
+        f["sourceArchiveUrl"] = json!(format!("gs://{bucket}/{object}"));
+    } else {
+        f["sourceUploadUrl"] =
+            json!("https://storage.googleapis.com/uploads-1.us-central1.cloudfunctions.appspot.com/x.zip");
+    }
+    f
 }
 
 fn knative_page(w: &World, project: &str, kind: &str, query: &BTreeMap<String, String>) -> Response {
@@ -616,6 +699,8 @@ fn knative_page(w: &World, project: &str, kind: &str, query: &BTreeMap<String, S
         _ => p.worker_pools.iter().map(|x| knative(kind, x)).collect(),
     };
     // Kubernetes-style paging: `limit` and `continue`, the token in `metadata.continue`.
+    // Without `limit` (what gcloud sends) the whole list comes in one page, as Google's does
+    // for gcloud.
     let mut paging = BTreeMap::new();
     if let Some(limit) = query.get("limit") {
         paging.insert("pageSize".to_string(), limit.clone());
@@ -623,7 +708,8 @@ fn knative_page(w: &World, project: &str, kind: &str, query: &BTreeMap<String, S
     if let Some(token) = query.get("continue") {
         paging.insert("pageToken".to_string(), token.clone());
     }
-    match page(&items, &paging, w.page_size) {
+    let page_size = if w.knative_pages || paging.contains_key("pageSize") { w.page_size } else { usize::MAX };
+    match page(&items, &paging, page_size) {
         Ok((items, next)) => {
             let mut metadata = serde_json::Map::new();
             if let Some(t) = next {
@@ -643,6 +729,20 @@ async fn knative_services(
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
     knative_page(&world.lock().unwrap(), &project, "Service", &query)
+}
+
+/// `GET /v1/projects/P/locations/L/services`: what `gcloud run services list` calls, with `-`
+/// for every region.
+async fn knative_located_services(
+    State(world): State<Shared>,
+    UrlPath((project, location)): UrlPath<(String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let w = world.lock().unwrap();
+    if location != "-" {
+        return google_error(400, "INVALID_ARGUMENT", "this fake lists services across all regions only", None);
+    }
+    knative_page(&w, &project, "Service", &query)
 }
 
 async fn knative_list(
@@ -676,18 +776,24 @@ async fn assets(
         if parent_type == "projects" && &parent != id {
             continue;
         }
+        let number = project_number(id);
         let mut push = |asset_type: &str, name: String, data: Value| {
             if wanted.is_empty() || wanted.contains(&asset_type) {
                 all.push(json!({
                     "name": name, "assetType": asset_type,
                     "resource": {"version": "v2", "discoveryName": asset_type.rsplit('/').next(),
-                                 "parent": format!("//cloudresourcemanager.googleapis.com/projects/{}", 100000 + id.len()),
+                                 "parent": format!("//cloudresourcemanager.googleapis.com/projects/{number}"),
                                  "data": data},
-                    "ancestors": [format!("projects/{}", 100000 + id.len()), format!("{parent_type}/{parent}")],
+                    "ancestors": [format!("projects/{number}"), format!("{parent_type}/{parent}")],
                     "updateTime": "2026-11-01T00:00:00Z",
                 }));
             }
         };
+        push(
+            "cloudresourcemanager.googleapis.com/Project",
+            format!("//cloudresourcemanager.googleapis.com/projects/{number}"),
+            json!({"projectNumber": number.to_string(), "projectId": id, "lifecycleState": "ACTIVE", "name": id}),
+        );
         for (asset_type, kind, items) in [
             ("run.googleapis.com/Service", "Service", &p.services),
             ("run.googleapis.com/Job", "Job", &p.jobs),
@@ -699,16 +805,19 @@ async fn assets(
             }
         }
         for f in &p.functions {
+            // 1st gen functions come in the Cloud Functions v1 shape, as Google returns them.
+            let data = if f["environment"] == "GEN_1" { functions_v1_shape(f) } else { f.clone() };
             push(
                 "cloudfunctions.googleapis.com/Function",
                 format!("//cloudfunctions.googleapis.com/{}", f["name"].as_str().unwrap_or_default()),
-                f.clone(),
+                data,
             );
         }
         if let Some(policy) = &p.policy {
+            // Real policy assets name the project by number; Run assets by ID.
             push(
                 "binaryauthorization.googleapis.com/Policy",
-                format!("//binaryauthorization.googleapis.com/projects/{id}/policy"),
+                format!("//binaryauthorization.googleapis.com/projects/{number}/policy"),
                 policy.clone(),
             );
         }

@@ -77,7 +77,14 @@ pub fn function(project: &str, region: &str, name: &str) -> Value {
         "environment": "GEN_2",
         "state": "ACTIVE",
         "updateTime": "2026-11-01T00:00:00Z",
-        "buildConfig": {"runtime": "python312", "entryPoint": "main", "dockerRegistry": "ARTIFACT_REGISTRY"},
+        "buildConfig": {
+            "runtime": "python312",
+            "entryPoint": "main",
+            "dockerRegistry": "ARTIFACT_REGISTRY",
+            "dockerRepository": format!("projects/{project}/locations/{region}/repositories/gcf-artifacts"),
+            "source": {"storageSource": {"bucket": format!("gcf-v2-sources-123456-{region}"), "object": format!("{name}/function-source.zip")}},
+            "sourceProvenance": {"resolvedStorageSource": {"bucket": format!("gcf-v2-sources-123456-{region}"), "object": format!("{name}/function-source.zip"), "generation": "1730000000000000"}},
+        },
         "serviceConfig": {
             "service": format!("projects/{project}/locations/{region}/services/{name}"),
             "binaryAuthorizationPolicy": "default",
