@@ -487,3 +487,104 @@ async fn project_search_results_are_reused_within_their_ttl() {
     let searches = fake.requests().iter().filter(|r| r.path == "/v3/projects:search").count();
     assert_eq!(searches, 1, "three cycles, one search");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_are_walked_to_every_depth_and_exclusions_are_never_read() {
+    let mut world = World::default();
+    for id in ["top-app", "deep-app", "sys-logging", "search-only"] {
+        compliant_project(&mut world, id);
+    }
+    world.folders = vec![
+        ("folders/10".into(), "ACTIVE".into(), "organizations/1".into()),
+        ("folders/20".into(), "ACTIVE".into(), "folders/10".into()),
+        ("folders/30".into(), "DELETE_REQUESTED".into(), "folders/10".into()),
+    ];
+    world.search = vec![
+        ("top-app".into(), "ACTIVE".into(), "folders/10".into()),
+        ("deep-app".into(), "ACTIVE".into(), "folders/20".into()),
+        ("sys-logging".into(), "ACTIVE".into(), "folders/20".into()),
+        ("gone-app".into(), "DELETE_REQUESTED".into(), "folders/20".into()),
+        ("in-deleted-folder".into(), "ACTIVE".into(), "folders/30".into()),
+    ];
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = gcp_config(
+        dir.path(),
+        &fake,
+        &["search-only"],
+        "folders = [\"organizations/1\"]\nexclude_projects = [\"sys-*\"]",
+        "",
+    );
+
+    let (code, report, stderr) = audit_json(&config).await;
+
+    assert_eq!(code, 0, "{stderr}\n{report:#}");
+    let audited: Vec<&str> =
+        report["projects"].as_array().unwrap().iter().map(|p| p["project"].as_str().unwrap()).collect();
+    assert_eq!(audited, vec!["deep-app", "search-only", "top-app"], "grandchildren found, deleted skipped");
+    let requests = fake.requests();
+    assert!(!requests.iter().any(|r| r.path.contains("/sys-logging")), "an excluded project is not read at all");
+    let parents: Vec<String> = requests
+        .iter()
+        .filter(|r| r.path == "/v3/folders")
+        .flat_map(|r| r.query.iter().filter(|(k, _)| k == "parent").map(|(_, v)| v.clone()))
+        .collect();
+    assert!(parents.contains(&"folders/20".to_string()) && !parents.contains(&"folders/30".to_string()), "{parents:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_services_are_read_whole_with_or_without_server_paging() {
+    let id = "big-prod";
+    let mut world = World { page_size: 100, ..World::default() };
+    compliant_project(&mut world, id);
+    world.project(id).services = (0..1000).map(|i| service(id, REGION, &format!("svc-{i:04}"))).collect();
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = gcp_config(dir.path(), &fake, &[id], "kinds = [\"service\"]", "");
+    let services_path = format!("/v1/projects/{id}/locations/-/services");
+
+    let (code, report, stderr) = audit_json(&config).await;
+    assert_eq!((code, report["summary"]["resources"].as_u64()), (0, Some(1000)), "{stderr}");
+    let calls: Vec<_> = fake.requests().into_iter().filter(|r| r.path == services_path).collect();
+    assert_eq!(calls.len(), 1, "like gcloud: one request");
+    assert!(calls[0].query.iter().all(|(k, _)| k != "limit"), "no limit that could truncate silently");
+
+    // Were the server to page anyway, every `metadata.continue` is followed.
+    fake.with(|w| {
+        w.knative_pages = true;
+        w.log.clear();
+    });
+    let (code, report, stderr) = audit_json(&config).await;
+    assert_eq!((code, report["summary"]["resources"].as_u64()), (0, Some(1000)), "{stderr}");
+    assert_eq!(fake.requests().iter().filter(|r| r.path == services_path).count(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_source_deploy_is_an_exempt_image_through_run_v1_and_v2_alike() {
+    let id = "src-prod";
+    let mut world = World::default();
+    compliant_project(&mut world, id);
+    let built = format!("{REGION}-docker.pkg.dev/{id}/cloud-run-source-deploy/web@sha256:{}", "c".repeat(64));
+    // What `gcloud run deploy --source` records on every service: build settings without a
+    // function target.
+    world.project(id).services.push(set(
+        set(service(id, REGION, "from-source"), "/template/containers/0/image", json!(built)),
+        "/buildConfig",
+        json!({"imageUri": format!("{REGION}-docker.pkg.dev/{id}/cloud-run-source-deploy/from-source")}),
+    ));
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = gcp_config(dir.path(), &fake, &[id], "", "");
+    let v2 = dir.path().join("v2.toml");
+    std::fs::write(&v2, std::fs::read_to_string(&v1).unwrap().replace("[gcp]\n", "[gcp]\nrun_api = \"v2\"\n")).unwrap();
+
+    let (_, from_v1, _) = audit_json(&v1).await;
+    let (_, from_v2, _) = audit_json(&v2).await;
+
+    assert_eq!(from_v1["resources"], from_v2["resources"]);
+    let r = resource(&from_v1, id, "service", "from-source");
+    assert_eq!(r["function"], false, "build settings alone do not make a function");
+    assert_eq!(r["violations"], json!(["exempt_image"]));
+    assert_eq!(r["remediation"], Value::Null, "the entry functions need cannot be removed safely");
+    assert!(r["remediation_note"].as_str().unwrap().contains("every `gcloud run deploy --source` build"), "{r}");
+}

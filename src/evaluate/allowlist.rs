@@ -99,6 +99,22 @@ pub fn exempts_top_level_only(pattern: &str, repository: &str) -> bool {
         && matches(pattern, &format!("{}/image:tag", repository.trim_end_matches('/')))
 }
 
+/// `REGION-docker.pkg.dev/PROJECT/gcf-artifacts/**` or `.../cloud-run-source-deploy/**`: the
+/// entries Google documents for functions to deploy under an enforcing policy.
+pub fn is_documented_function_pattern(pattern: &str) -> bool {
+    let Some(repository) = pattern.strip_suffix("/**") else { return false };
+    match repository.split('/').collect::<Vec<_>>().as_slice() {
+        [host, project, repo] => {
+            host.ends_with("-docker.pkg.dev")
+                && !host.contains('*')
+                && !project.is_empty()
+                && !project.contains('*')
+                && matches!(*repo, "gcf-artifacts" | "cloud-run-source-deploy")
+        }
+        _ => false,
+    }
+}
+
 /// Does `pattern` exempt more than one repository (`**`, `host/**`, `host/project/**`,
 /// `*-docker.pkg.dev/**`, `host/project/repo**` ...)?
 ///
@@ -166,6 +182,15 @@ mod tests {
         assert!(!exempts_top_level_only("us-central1-docker.pkg.dev/p/gcf-artifacts/**", repo));
         assert!(!exempts_top_level_only("us-central1-docker.pkg.dev/p/gcf-artifacts/app*", repo));
         assert!(!exempts_top_level_only("us-central1-docker.pkg.dev/p/other/*", repo));
+    }
+
+    #[test]
+    fn the_documented_function_entries_are_recognised() {
+        assert!(is_documented_function_pattern("us-central1-docker.pkg.dev/p/gcf-artifacts/**"));
+        assert!(is_documented_function_pattern("europe-west1-docker.pkg.dev/p/cloud-run-source-deploy/**"));
+        assert!(!is_documented_function_pattern("us-central1-docker.pkg.dev/p/apps/**"));
+        assert!(!is_documented_function_pattern("*-docker.pkg.dev/p/gcf-artifacts/**"));
+        assert!(!is_documented_function_pattern("us-central1-docker.pkg.dev/p/gcf-artifacts/*"));
     }
 
     #[test]

@@ -386,8 +386,10 @@ impl<'a> Context<'a> {
     }
 }
 
-/// The patterns that exempt one of `w`'s images, each with whether a function of the project
-/// needs it (then removing it would block that function's next deploy).
+/// The patterns that exempt one of `w`'s images, each with whether functions need it: it
+/// exempts a repository a function of the project builds into, or it is one of the entries
+/// Google documents for functions (`gcf-artifacts/**`, `cloud-run-source-deploy/**`), kept for
+/// the next function deploy even when none exists yet.
 fn exempting_patterns(policy: &Policy, w: &Workload, allowlist: &[AllowlistEntry]) -> Vec<remediation::Exemption> {
     policy
         .admission_whitelist_patterns
@@ -395,7 +397,8 @@ fn exempting_patterns(policy: &Policy, w: &Workload, allowlist: &[AllowlistEntry
         .filter(|pattern| w.images.iter().any(|image| allowlist::matches(pattern, image)))
         .map(|pattern| remediation::Exemption {
             pattern: pattern.clone(),
-            needed_by_functions: allowlist.iter().any(|e| allowlist::exempts_repository(pattern, &e.repository)),
+            needed_by_functions: allowlist.iter().any(|e| allowlist::exempts_repository(pattern, &e.repository))
+                || allowlist::is_documented_function_pattern(pattern),
         })
         .collect()
 }

@@ -63,13 +63,13 @@ pub fn for_violations(w: &Workload, violations: &[Violation], ctx: &Context) -> 
     if violations.is_empty() {
         return plan.finish();
     }
+    if violations.contains(&Violation::Gen1Function) {
+        upgrade_gen1(&mut plan, w, ctx.allowlist.as_ref());
+        return plan.finish();
+    }
     // An enforcing policy refuses a function's deploy until its build repository is exempted.
     if let Some(entry) = &ctx.allowlist {
         allowlist_step(&mut plan, w, entry);
-    }
-    if violations.contains(&Violation::Gen1Function) {
-        upgrade_gen1(&mut plan, w);
-        return plan.finish();
     }
     let setting_wrong = violations
         .iter()
@@ -160,11 +160,17 @@ fn redeploy_function(plan: &mut Plan, w: &Workload, source: &FunctionSource) {
 }
 
 /// A 1st gen function cannot be redeployed as 2nd gen; Google's path is the upgrade flow,
-/// after which Binary Authorization is set with a deploy.
-fn upgrade_gen1(plan: &mut Plan, w: &Workload) {
+/// after which Binary Authorization is set with a deploy (which, under an enforcing policy,
+/// needs the 2nd gen build repository exempted first).
+fn upgrade_gen1(plan: &mut Plan, w: &Workload, allowlist: Option<&AllowlistEntry>) {
     if w.is_firebase_managed() {
         plan.note("Deployed by the Firebase CLI: upgrade it to 2nd gen and set Binary Authorization through the Firebase deploy.");
         return;
+    }
+    let redeployable =
+        matches!(&w.function, Some(FunctionOrigin::FunctionsApi { source: FunctionSource::Reusable(_), .. }));
+    if let (true, Some(entry)) = (redeployable, allowlist) {
+        allowlist_step(plan, w, entry);
     }
     let target = target(w);
     for step in ["--setup-config", "--redirect-traffic", "--commit"] {
@@ -173,6 +179,12 @@ fn upgrade_gen1(plan: &mut Plan, w: &Workload) {
     plan.note("1st gen functions do not run on Cloud Run and cannot be protected; `gcloud functions deploy --gen2` refuses an existing 1st gen function, so the upgrade flow makes it 2nd gen first.");
     if let Some(FunctionOrigin::FunctionsApi { source, .. }) = &w.function {
         redeploy_function(plan, w, source);
+    }
+    if let (false, Some(entry)) = (redeployable, allowlist) {
+        plan.note(format!(
+            "Under an enforcing policy that deploy also needs {} in the policy's allowlist.",
+            entry.documented_pattern()
+        ));
     }
 }
 

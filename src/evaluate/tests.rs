@@ -324,3 +324,102 @@ fn disabled_apis_are_facts_not_failures() {
     assert_eq!(v.disabled_apis, vec![Api::Run, Api::Functions]);
     assert!(v.resources.is_empty());
 }
+
+fn fix_of(v: &ProjectVerdict, name: &str) -> (Option<String>, Option<String>) {
+    let r = v.resources.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("{name} not reported"));
+    (r.remediation.clone(), r.remediation_note.clone())
+}
+
+#[test]
+fn a_function_fix_exempts_its_repository_before_it_redeploys_the_deployed_source() {
+    let f = Workload { binauthz: None, ..gen2_function("hook") };
+    let v = evaluate_one(Observed::Seen(enforcing_policy(&[])), vec![f], &Rules::default());
+    assert_eq!(violations_of(&v, "hook"), vec![Violation::BinauthzDisabled, Violation::AllowlistMissing]);
+    let (command, _) = fix_of(&v, "hook");
+    let steps: Vec<&str> = command.as_deref().unwrap().lines().collect();
+    assert_eq!(steps.len(), 2);
+    assert!(steps[0].contains("binauthz-auditor allowlist --add 'us-central1-docker.pkg.dev/p/gcf-artifacts/**'"));
+    assert_eq!(
+        steps[1],
+        "gcloud functions deploy hook --project p --region us-central1 --source=gs://gcf-v2-sources-1-us-central1/hook/function-source.zip --binary-authorization default"
+    );
+}
+
+#[test]
+fn a_function_whose_source_cannot_be_named_gets_no_deploy_command() {
+    let mut f = Workload { binauthz: None, ..gen2_function("local") };
+    if let Some(FunctionOrigin::FunctionsApi { source, .. }) = &mut f.function {
+        *source = FunctionSource::NotReusable("uploaded from a local directory".into());
+    }
+    let firebase = Workload {
+        labels: [("deployment-tool".to_string(), "cli-firebase".to_string())].into(),
+        binauthz: None,
+        ..gen2_function("fire")
+    };
+    let v = evaluate_one(Observed::Seen(enforcing_policy(FUNCTION_REPOS)), vec![f, firebase], &Rules::default());
+    let (command, note) = fix_of(&v, "local");
+    assert_eq!(command, None, "never a deploy that would upload the current directory");
+    assert!(note.unwrap().contains("uploaded from a local directory"));
+    let (command, note) = fix_of(&v, "fire");
+    assert_eq!(command, None);
+    assert!(note.unwrap().contains("Firebase deploy"));
+}
+
+#[test]
+fn a_worker_pool_in_breakglass_is_cleared_before_default_is_set() {
+    let pool = Workload {
+        binauthz: Some(BinauthzSetting { use_default: true, policy: None, breakglass_justification: Some("x".into()) }),
+        ..workload(Kind::WorkerPool, "pool")
+    };
+    let v = evaluate_one(Observed::Seen(enforcing_policy(&[])), vec![pool], &Rules::default());
+    let (command, note) = fix_of(&v, "pool");
+    assert_eq!(
+        command.as_deref(),
+        Some(
+            "gcloud beta run worker-pools update pool --project p --region us-central1 --clear-binary-authorization &&\ngcloud beta run worker-pools update pool --project p --region us-central1 --binary-authorization default"
+        )
+    );
+    assert!(note.unwrap().contains("never after"));
+}
+
+#[test]
+fn a_single_level_allowlist_entry_is_not_the_documented_one() {
+    let v = evaluate_one(
+        Observed::Seen(enforcing_policy(&["us-central1-docker.pkg.dev/p/gcf-artifacts/*"])),
+        vec![gen2_function("f")],
+        &Rules::default(),
+    );
+    assert_eq!(v.allowlist[0].status, AllowlistStatus::NotDocumentedPattern);
+    assert!(!v.allowlist[0].present);
+    let (command, note) = fix_of(&v, "f");
+    assert!(command.unwrap().contains("--add 'us-central1-docker.pkg.dev/p/gcf-artifacts/**'"));
+    assert!(note.unwrap().contains("not the documented"));
+}
+
+#[test]
+fn an_exemption_no_function_needs_is_removed_and_a_documented_one_is_explained() {
+    let app = workload(Kind::Service, "app");
+    let v = evaluate_one(
+        Observed::Seen(enforcing_policy(&["us-docker.pkg.dev/p/app/*", "us-docker.pkg.dev/p/other/**"])),
+        vec![app],
+        &Rules::default(),
+    );
+    assert_eq!(violations_of(&v, "app"), vec![Violation::ExemptImage]);
+    let (command, _) = fix_of(&v, "app");
+    let command = command.unwrap();
+    assert!(command.contains("allowlist --remove 'us-docker.pkg.dev/p/app/*' >"), "{command}");
+    assert!(!command.contains("other"), "only the pattern that exempts the image: {command}");
+}
+
+#[test]
+fn names_from_a_hostile_snapshot_are_quoted_in_every_command() {
+    let evil = Workload { binauthz: None, ..workload(Kind::Service, "x; touch /tmp/owned") };
+    let v = evaluate_one(Observed::Seen(enforcing_policy(&[])), vec![evil], &Rules::default());
+    let (command, _) = fix_of(&v, "x; touch /tmp/owned");
+    assert_eq!(
+        command.as_deref(),
+        Some(
+            "gcloud run services update 'x; touch /tmp/owned' --project p --region us-central1 --binary-authorization default"
+        )
+    );
+}

@@ -123,6 +123,9 @@ pub struct World {
     /// Serve requests without a bearer token too (Google's own clients with anonymous
     /// credentials, in the benchmark).
     pub anonymous_ok: bool,
+    /// Bodies recorded from the real APIs, answered (after authentication) for GETs of
+    /// exactly this path, whatever the query.
+    pub recorded: BTreeMap<String, Value>,
     /// Run v1 Knative lists are paged (`metadata.continue`) even when the client sends no
     /// `limit`: whether Google does is not evidenced, so the auditor must cope either way.
     pub knative_pages: bool,
@@ -299,7 +302,7 @@ async fn faults_auth_and_log(State(world): State<Shared>, request: Request, next
         .query()
         .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let (latency, fault, authorized) = {
+    let (latency, fault, authorized, recorded) = {
         let mut w = world.lock().unwrap();
         w.log.push(RecordRequest::from(&request, query));
         let fault = w.faults.iter_mut().find(|f| path_and_query.contains(&f.matching) && f.times != Some(0)).map(|f| {
@@ -321,7 +324,8 @@ async fn faults_auth_and_log(State(world): State<Shared>, request: Request, next
         let authorized = request.uri().path() == "/token"
             || (w.anonymous_ok && bearer.is_none())
             || bearer.is_some_and(|t| w.issued_tokens.contains(&t) && fresh(&t));
-        (w.latency, fault, authorized)
+        let recorded = w.recorded.get(request.uri().path()).filter(|_| request.method() == "GET").cloned();
+        (w.latency, fault, authorized, recorded)
     };
     tokio::time::sleep(latency).await;
     if let Some(fault) = fault {
@@ -352,6 +356,9 @@ async fn faults_auth_and_log(State(world): State<Shared>, request: Request, next
     }
     if !authorized {
         return google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.", None);
+    }
+    if let Some(body) = recorded {
+        return axum::Json(body).into_response();
     }
     next.run(request).await
 }
