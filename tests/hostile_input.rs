@@ -1,14 +1,18 @@
-//! Hostile input never panics: arbitrary bytes into every parser, arbitrary text into the
-//! config and cron parsers (whose errors stay on one line), and awkward names through the
-//! exposition format.
+//! Hostile input never panics: arbitrary bytes into every parser (API responses in every
+//! shape, gcloud output as snapshots hold it, Asset Inventory feeds, policies and the policy
+//! filter), arbitrary text into the config and cron parsers (whose errors stay on one line),
+//! and awkward names through the exposition format.
 
 mod support;
 
 use std::path::Path;
 
+use binauthz_auditor::collect::asset;
 use binauthz_auditor::config::Config;
 use binauthz_auditor::google::status::RpcStatus;
-use binauthz_auditor::google::{Page, binauthz_v1, functions_v2, resourcemanager_v3, run_v1, run_v2};
+use binauthz_auditor::google::{
+    Page, binauthz_v1, functions_v1, functions_v2, resourcemanager_v3, run_v1, run_v2, shape,
+};
 use binauthz_auditor::inventory::{Kind, Policy};
 use binauthz_auditor::schedule::Schedule;
 use proptest::prelude::*;
@@ -31,7 +35,30 @@ fn parse_everything(bytes: &[u8]) {
     if let Ok(policy) = serde_json::from_slice::<binauthz_v1::PolicyResource>(bytes) {
         let _ = Policy::from(policy);
     }
+    if let Ok(page) = serde_json::from_slice::<run_v1::KnativeList<run_v1::Job>>(bytes) {
+        page.into_items().into_iter().for_each(|j| drop(j.into_workload("p", Kind::Job)));
+    }
+    if let Ok(page) = serde_json::from_slice::<run_v2::ListWorkerPoolsResponse>(bytes) {
+        page.into_items().into_iter().for_each(|w| drop(w.into_workload("p", Kind::WorkerPool)));
+    }
+    if let Ok(f) = serde_json::from_slice::<functions_v1::Function>(bytes) {
+        let _ = f.into_workload("p");
+    }
+    // What a snapshot file or an asset's `resource.data` holds: any shape, any kind.
+    if let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(bytes) {
+        for kind in Kind::ALL {
+            items.iter().cloned().for_each(|item| drop(shape::workload(kind, item, "p")));
+        }
+    }
+    if let Ok(assets) = serde_json::from_slice::<Vec<asset::Asset>>(bytes) {
+        let _ = asset::inventories(assets, &Kind::ALL);
+    }
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        let _ = binauthz_auditor::policy_edit::edit(text, &["a/b/c/**".into()], &["x".into()]);
+        let _ = serde_yaml_ng::from_str::<binauthz_v1::PolicyResource>(text);
+    }
     let _ = serde_json::from_slice::<resourcemanager_v3::SearchProjectsResponse>(bytes);
+    let _ = serde_json::from_slice::<resourcemanager_v3::ListFoldersResponse>(bytes);
 }
 
 /// JSON values shaped like API responses, with hostile leaves.
@@ -59,6 +86,12 @@ fn json_strategy() -> impl Strategy<Value = Value> {
                     Just("containers".to_string()),
                     Just("metadata".to_string()),
                     Just("annotations".to_string()),
+                    Just("runtime".to_string()),
+                    Just("sourceArchiveUrl".to_string()),
+                    Just("buildConfig".to_string()),
+                    Just("ancestors".to_string()),
+                    Just("assetType".to_string()),
+                    Just("admissionWhitelistPatterns".to_string()),
                     Just("error".to_string()),
                     Just("nextPageToken".to_string()),
                     "[a-zA-Z]{1,8}",
