@@ -85,11 +85,7 @@ pub fn for_violations(w: &Workload, violations: &[Violation], ctx: &Context) -> 
 
 fn allowlist_step(plan: &mut Plan, w: &Workload, entry: &AllowlistEntry) {
     let pattern = entry.documented_pattern();
-    plan.step(format!(
-        "policy=$(mktemp) && gcloud container binauthz policy export --project {project} | binauthz-auditor allowlist --add {pattern} > \"$policy\" && gcloud container binauthz policy import \"$policy\" --project {project}",
-        project = quote(&w.project),
-        pattern = quote(&pattern),
-    ));
+    plan.step(edit_policy(&w.project, &format!("--add {}", quote(&pattern))));
     if entry.status == AllowlistStatus::NotDocumentedPattern {
         plan.note(format!(
             "The policy exempts {repo}/* (images directly in the repository), not the documented {pattern}; builds can store images below that level, so the fix adds {pattern}.",
@@ -193,11 +189,7 @@ fn narrow_exemption(plan: &mut Plan, w: &Workload, exempted_by: &[Exemption]) {
         exempted_by.iter().partition(|e| e.needed_by_functions);
     if !removable.is_empty() && needed.is_empty() {
         let removals: Vec<String> = removable.iter().map(|e| format!("--remove {}", quote(&e.pattern))).collect();
-        plan.step(format!(
-            "policy=$(mktemp) && gcloud container binauthz policy export --project {project} | binauthz-auditor allowlist {removals} > \"$policy\" && gcloud container binauthz policy import \"$policy\" --project {project}",
-            project = quote(&w.project),
-            removals = removals.join(" "),
-        ));
+        plan.step(edit_policy(&w.project, &removals.join(" ")));
         plan.note(
             "The allowlist exempts this image from every check; the fix removes the exempting pattern (no function of the project needs it), so the next deploy of any image it matched must pass the policy.",
         );
@@ -208,6 +200,16 @@ fn narrow_exemption(plan: &mut Plan, w: &Workload, exempted_by: &[Exemption]) {
             patterns.join(", ")
         ));
     }
+}
+
+/// Exports the project's policy, edits its allowlist through the auditor, imports it back.
+/// `gcloud ... policy import` takes only `.yaml`/`.json` file names, hence the file inside a
+/// fresh temporary directory rather than a bare `mktemp` name; the filter writes JSON.
+fn edit_policy(project: &str, edits: &str) -> String {
+    let project = quote(project);
+    format!(
+        "policy=\"$(mktemp -d)/policy.json\" && gcloud container binauthz policy export --project {project} | binauthz-auditor allowlist {edits} > \"$policy\" && gcloud container binauthz policy import \"$policy\" --project {project}"
+    )
 }
 
 /// `NAME --project P --region R`, quoted.

@@ -3,5 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_google;
+pub mod gcloud;
+pub mod gcloud_fake;
 pub mod resources;
 pub mod run;
