@@ -137,12 +137,17 @@ pub enum FunctionGeneration {
 }
 
 /// Where a function's deployed code can be read again. `gcloud functions deploy` rebuilds
-/// from `--source`, and without it from the operator's current directory: a fix may only
-/// redeploy a function whose source it can name.
+/// from `--source`, and without it from the operator's current directory (unless the function
+/// builds from a Cloud Source Repository): a fix may only redeploy a function whose source it
+/// can name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FunctionSource {
-    /// The value for `--source`: `gs://BUCKET/OBJECT.zip` or a Cloud Source Repositories URL.
-    Reusable(String),
+    /// The value for `--source`: `gs://BUCKET/OBJECT.zip`, or a Cloud Source Repositories URL
+    /// in the one form gcloud parses (at most one directory after `/paths/`).
+    Flag(String),
+    /// A 2nd gen function built from a Cloud Source Repository: `gcloud functions deploy`
+    /// without `--source` sends no source and keeps it (gcloud 528, seen on the wire).
+    KeptWithoutFlag,
     /// Why the deployed source cannot be named (e.g. uploaded from a local directory).
     NotReusable(String),
 }

@@ -5,6 +5,7 @@
 mod support;
 
 use serde_json::{Value, json};
+use support::discovery::check_traffic;
 use support::fake_google::{FakeGoogle, World};
 use support::gcloud::Gcloud;
 use support::resources::*;
@@ -106,6 +107,9 @@ async fn a_snapshot_of_real_gcloud_output_audits_exactly_like_the_live_apis() {
     }
     let legacy = resources(&live).into_iter().find(|r| r["name"] == "legacy").unwrap();
     assert_eq!(legacy["violations"], json!(["gen1_function"]));
+    let (problems, seen) = check_traffic(&fake).await;
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(seen.contains("cloudfunctions.v1.sdk:projects.locations.functions.list"), "{seen:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,6 +126,13 @@ async fn every_printed_fix_works_when_pasted_through_real_gcloud() {
     policy["admissionWhitelistPatterns"].as_array_mut().unwrap().push(exemption);
     p.policy = Some(policy);
     p.services.push(service(id, REGION, "exempt"));
+    // A 2nd gen function built from a Cloud Source Repository (gcloud keeps that source when
+    // `--source` is left out), without Binary Authorization on it or its service.
+    let repo = json!({"repoSource": {"projectId": id, "repoName": "fns", "branchName": "main", "dir": "a/b"}});
+    let from_repo = set(function(id, REGION, "from-repo"), "/buildConfig/sourceProvenance", Value::Null);
+    let from_repo = set(from_repo, "/buildConfig/source", repo);
+    p.functions.push(set(from_repo, "/serviceConfig/binaryAuthorizationPolicy", Value::Null));
+    p.services.push(set(backing_service(id, REGION, "from-repo"), "/binaryAuthorization", Value::Null));
     p.services.push(set(
         service(id, REGION, "named"),
         "/binaryAuthorization",

@@ -141,13 +141,17 @@ fn redeploy_function(plan: &mut Plan, w: &Workload, source: &FunctionSource) {
         return;
     }
     match source {
-        FunctionSource::Reusable(source) => {
+        FunctionSource::Flag(source) => {
             plan.step(format!(
                 "gcloud functions deploy {} --source={} --binary-authorization default",
                 target(w),
                 quote(source)
             ));
             plan.note("The deploy rebuilds the function from the source it was last deployed from.");
+        }
+        FunctionSource::KeptWithoutFlag => {
+            plan.step(format!("gcloud functions deploy {} --binary-authorization default", target(w)));
+            plan.note("The function builds from a Cloud Source Repository, which gcloud keeps when --source is left out; the deploy rebuilds from it.");
         }
         FunctionSource::NotReusable(why) => plan.note(format!(
             "No safe command: {why}. Redeploy from the function's source with --binary-authorization default (gcloud functions deploy without --source uploads the current directory)."
@@ -163,8 +167,10 @@ fn upgrade_gen1(plan: &mut Plan, w: &Workload, allowlist: Option<&AllowlistEntry
         plan.note("Deployed by the Firebase CLI: upgrade it to 2nd gen and set Binary Authorization through the Firebase deploy.");
         return;
     }
-    let redeployable =
-        matches!(&w.function, Some(FunctionOrigin::FunctionsApi { source: FunctionSource::Reusable(_), .. }));
+    let redeployable = matches!(
+        &w.function,
+        Some(FunctionOrigin::FunctionsApi { source: FunctionSource::Flag(_) | FunctionSource::KeptWithoutFlag, .. })
+    );
     if let (true, Some(entry)) = (redeployable, allowlist) {
         allowlist_step(plan, w, entry);
     }

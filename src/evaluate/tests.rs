@@ -35,7 +35,7 @@ fn gen2_function(name: &str) -> Workload {
             generation: FunctionGeneration::Gen2,
             build_repository: format!("{REGION}-docker.pkg.dev/p/gcf-artifacts"),
             backing_service: Some((REGION.into(), name.into())),
-            source: FunctionSource::Reusable(format!("gs://gcf-v2-sources-1-{REGION}/{name}/function-source.zip")),
+            source: FunctionSource::Flag(format!("gs://gcf-v2-sources-1-{REGION}/{name}/function-source.zip")),
         }),
         ..workload(Kind::Function, name)
     }
@@ -218,7 +218,7 @@ fn a_gen1_function_cannot_be_protected() {
             generation: FunctionGeneration::Gen1,
             build_repository: format!("{REGION}-docker.pkg.dev/p/gcf-artifacts"),
             backing_service: None,
-            source: FunctionSource::Reusable("gs://b/old.zip".into()),
+            source: FunctionSource::Flag("gs://b/old.zip".into()),
         }),
         binauthz: None,
         ..gen2_function("old")

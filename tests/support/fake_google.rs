@@ -101,6 +101,16 @@ pub struct RequestRecord {
     pub query: Vec<(String, String)>,
 }
 
+/// A request that changes something, with both bodies (JSON), as the fake received and answered.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub method: String,
+    pub path: String,
+    pub request: Value,
+    pub status: u16,
+    pub response: Value,
+}
+
 #[derive(Debug, Default)]
 pub struct World {
     pub projects: BTreeMap<String, FakeProject>,
@@ -129,6 +139,9 @@ pub struct World {
     /// Run v1 Knative lists are paged (`metadata.continue`) even when the client sends no
     /// `limit`: whether Google does is not evidenced, so the auditor must cope either way.
     pub knative_pages: bool,
+    /// Every non-GET exchange, bodies included (the gcloud tests check them against the
+    /// discovery documents).
+    pub exchanges: Vec<Exchange>,
     /// Long-running operations the fake started (gcloud polls them), by name.
     pub operations: BTreeMap<String, Value>,
     /// Where `CONNECT` tunnels go (gcloud's gRPC calls through its proxy setting).
@@ -182,6 +195,7 @@ impl FakeGoogle {
             .route("/v1/{parent_type}/{parent}/assets", get(assets))
             .merge(super::gcloud_fake::routes())
             .fallback(|| async { google_error(404, "NOT_FOUND", "no such method in the fake", None) })
+            .layer(middleware::from_fn_with_state(Arc::clone(&world), record_writes))
             .layer(middleware::from_fn_with_state(Arc::clone(&world), faults_auth_and_log))
             .with_state(Arc::clone(&world));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake");
@@ -370,6 +384,27 @@ async fn faults_auth_and_log(State(world): State<Shared>, request: Request, next
         return axum::Json(body).into_response();
     }
     next.run(request).await
+}
+
+/// Keeps both bodies of every request that is not a GET.
+async fn record_writes(State(world): State<Shared>, request: Request, next: Next) -> Response {
+    if request.method() == axum::http::Method::GET {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
+    let (method, path) = (parts.method.to_string(), parts.uri.path().to_owned());
+    let response = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
+    let (parts, body) = response.into_parts();
+    let answer = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
+    world.lock().unwrap().exchanges.push(Exchange {
+        method,
+        path,
+        request: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        status: parts.status.as_u16(),
+        response: serde_json::from_slice(&answer).unwrap_or(Value::Null),
+    });
+    Response::from_parts(parts, Body::from(answer))
 }
 
 struct RecordRequest;

@@ -34,6 +34,11 @@ pub struct Gcloud {
     grpc: Option<Child>,
 }
 
+/// The gcloud to run: `$GCLOUD` (a path, or a name on PATH), else `gcloud`.
+fn program() -> String {
+    std::env::var("GCLOUD").unwrap_or_else(|_| "gcloud".into())
+}
+
 /// Says, on one line, that `test` did not run.
 pub fn skip(test: &str, why: &str) {
     println!("SKIPPED {test}: {why}");
@@ -44,7 +49,7 @@ impl Gcloud {
     /// gcloud pointed at `fake`, or `None` (and one printed line) when gcloud is not installed.
     pub async fn against(fake: &FakeGoogle, test: &str) -> Option<Gcloud> {
         let sdk_root =
-            match Command::new("gcloud").args(["info", "--format=value(installation.sdk_root)"]).output().await {
+            match Command::new(program()).args(["info", "--format=value(installation.sdk_root)"]).output().await {
                 Ok(out) if out.status.success() => PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
                 _ => {
                     skip(test, "the Google Cloud CLI (gcloud) is not installed");
@@ -125,7 +130,7 @@ impl Gcloud {
 
     /// `gcloud ARGS`: (exit code, stdout, stderr).
     pub async fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new("gcloud").args(args).envs(self.env.iter().cloned()).output().await.unwrap();
+        let out = Command::new(program()).args(args).envs(self.env.iter().cloned()).output().await.unwrap();
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),

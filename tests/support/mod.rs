@@ -2,6 +2,7 @@
 //! binary. Each test crate uses a different part of it.
 #![allow(dead_code)]
 
+pub mod discovery;
 pub mod fake_google;
 pub mod gcloud;
 pub mod gcloud_fake;
