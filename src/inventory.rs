@@ -42,7 +42,8 @@ impl fmt::Display for Kind {
     }
 }
 
-/// The Google APIs the auditor reads; also the `api` label of request metrics.
+/// The Google APIs the auditor reads, plus `Token` for the OAuth token endpoint: the `api`
+/// label of request metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Api {

@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: [`collect`] (Google APIs or a snapshot) -> [`inventory`] (plain data)
 //! -> [`evaluate`] (pure rules) -> [`report`] / [`metrics`] (what people and Prometheus read).
-//! [`daemon`] schedules cycles and serves the results; [`cli`] wires it all together.
+//! [`daemon`] schedules cycles and serves the results; [`cli`] dispatches the commands.
 
 pub mod alertmanager;
 pub mod audit;
