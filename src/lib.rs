@@ -12,6 +12,8 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod evaluate;
+#[cfg(test)]
+pub mod fixtures;
 pub mod google;
 pub mod inventory;
 pub mod logging;

@@ -404,4 +404,4 @@ fn exempting_patterns(policy: &Policy, w: &Workload, allowlist: &[AllowlistEntry
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
