@@ -25,3 +25,4 @@ pub mod server;
 pub mod signals;
 pub mod state;
 pub mod suppress;
+mod wire;
