@@ -242,7 +242,7 @@ mod tests {
         let suppressions = Suppressions(vec![Suppression {
             project: "p".into(),
             location: "*".into(),
-            kind: "*".into(),
+            kind: None,
             name: "bad".into(),
             violation: None,
             reason: "accepted until the migration".into(),

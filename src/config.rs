@@ -589,6 +589,12 @@ mod tests {
         let bad_violation =
             parse(&format!("{base}violation = \"evil\"\nreason = \"x\"\nexpires = \"2030-01-31\"\n")).unwrap_err();
         assert!(bad_violation.contains("unknown variant `evil`"), "{bad_violation}");
+        let bad_kind =
+            parse(&format!("{base}kind = \"services\"\nreason = \"x\"\nexpires = \"2030-01-31\"\n")).unwrap_err();
+        assert!(
+            bad_kind.starts_with("/etc/b/config.toml:5:8: ") && bad_kind.contains("unknown kind \"services\""),
+            "{bad_kind}"
+        );
     }
 
     #[test]

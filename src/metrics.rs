@@ -302,7 +302,8 @@ fn write_audit_families(out: &mut String, published: &Published) {
         let expires = s.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let state = if s.is_expired(now) { "expired" } else { "active" };
         let violation = s.violation.map_or("", |v| v.as_str());
-        suppression.push(&[&s.project, &s.location, &s.kind, &s.name, violation, &expires, state], 1.0);
+        let kind = s.kind.map_or("*", |k| k.as_str());
+        suppression.push(&[&s.project, &s.location, kind, &s.name, violation, &expires, state], 1.0);
     }
     if let Some(d) = published.last_duration {
         duration.push(&[], d);

@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::evaluate::{ResourceVerdict, Violation, allowlist};
+use crate::inventory::Kind;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,8 +16,10 @@ pub struct Suppression {
     pub project: String,
     #[serde(default = "any")]
     pub location: String,
-    #[serde(default = "any")]
-    pub kind: String,
+    /// One kind, or every kind (`"*"`, the default). Not a glob: a misspelt kind is a config
+    /// error, not a suppression that silently matches nothing.
+    #[serde(default, deserialize_with = "kind_or_any", serialize_with = "kind_or_star")]
+    pub kind: Option<Kind>,
     #[serde(default = "any")]
     pub name: String,
     /// Only this violation; every violation of the matched workloads when absent.
@@ -32,6 +35,21 @@ pub struct Suppression {
 
 fn any() -> String {
     "*".into()
+}
+
+fn kind_or_any<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Kind>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s == "*" {
+        return Ok(None);
+    }
+    Kind::ALL.into_iter().find(|k| k.as_str() == s).map(Some).ok_or_else(|| {
+        let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        serde::de::Error::custom(format!("unknown kind {s:?}, expected \"*\" or one of {}", known.join(", ")))
+    })
+}
+
+fn kind_or_star<S: serde::Serializer>(kind: &Option<Kind>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind.map_or("*", Kind::as_str))
 }
 
 fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -71,7 +89,7 @@ impl Suppression {
         // Identities contain no `/`, so the allowlist glob is a plain wildcard match here.
         allowlist::matches(&self.project, project)
             && allowlist::matches(&self.location, &r.location)
-            && allowlist::matches(&self.kind, r.kind.as_str())
+            && self.kind.is_none_or(|k| k == r.kind)
             && allowlist::matches(&self.name, &r.name)
             && self.violation.is_none_or(|v| v == violation)
     }
@@ -114,7 +132,7 @@ mod tests {
         Suppression {
             project: "prod-*".into(),
             location: "*".into(),
-            kind: "service".into(),
+            kind: Some(Kind::Service),
             name: name.into(),
             violation,
             reason: "INC-1".into(),
