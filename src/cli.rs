@@ -117,14 +117,14 @@ async fn audit(path: &std::path::Path, format: Format, fail_on_findings: bool) -
     let outcome = run_cycle(&source, &config.rules, &config.scope, config.gcp.concurrency).await;
     let published = Published::default().merge(outcome, unix_now(), &config.suppressions);
     let report = Report::from_published(&published);
-    // Streamed, not built in memory first: at 100k workloads the JSON is tens of MiB. A closed
-    // pipe (`| head`) is the reader's choice, not an error worth a panic.
+    // Streamed, not built in memory first: at 100k workloads the report is tens of MiB. A
+    // closed pipe (`| head`) is the reader's choice, not an error worth a panic.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = match format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from).and_then(|()| writeln!(out))
         }
-        Format::Table => write!(out, "{}", report.to_table()),
+        Format::Table => report.write_table(&mut out),
     };
     let _ = written.and_then(|()| out.flush());
     ExitCode::from(report.exit_code(fail_on_findings))

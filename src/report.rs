@@ -1,7 +1,8 @@
 //! The audit report: JSON for machines, a table for people.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::io;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -192,57 +193,54 @@ impl<'a> Report<'a> {
         }
     }
 
+    /// The report for people, written as it is made: two passes over the resources (column
+    /// widths, then rows), so a 100k-workload table is never held in memory whole.
+    pub fn write_table(&self, out: &mut impl io::Write) -> io::Result<()> {
+        self.write_resources(out)?;
+        writeln!(out)?;
+        self.write_projects(out)?;
+        self.write_summary(out)
+    }
+
     pub fn to_table(&self) -> String {
-        let mut rows: Vec<[String; 6]> = vec![[
-            "PROJECT".into(),
-            "LOCATION".into(),
-            "KIND".into(),
-            "NAME".into(),
-            "STATUS".into(),
-            "VIOLATIONS".into(),
-        ]];
+        let mut out = Vec::new();
+        self.write_table(&mut out).expect("writing to memory cannot fail");
+        String::from_utf8(out).expect("the table is UTF-8")
+    }
+
+    /// Non-compliant first, then unknown, then compliant; each with its fix and note.
+    fn write_resources(&self, out: &mut impl io::Write) -> io::Result<()> {
+        const HEADER: [&str; 6] = ["PROJECT", "LOCATION", "KIND", "NAME", "STATUS", "VIOLATIONS"];
         let mut ordered: Vec<&ResourceReport> = self.resources.iter().collect();
         ordered.sort_by_key(|r| (r.status != Compliance::NonCompliant, r.status != Compliance::Unknown));
+        let mut widths = HEADER.map(str::len);
         for r in &ordered {
-            let kind =
-                if r.function && r.kind == Kind::Service { "service (function)".into() } else { r.kind.to_string() };
-            rows.push([
-                r.project.to_owned(),
-                r.location.to_owned(),
-                kind,
-                r.name.to_owned(),
-                match r.status {
-                    Compliance::Compliant => "ok".into(),
-                    Compliance::NonCompliant => "VIOLATION".into(),
-                    Compliance::Unknown => "unknown".into(),
-                },
-                r.violations
-                    .iter()
-                    .map(|v| if r.suppressed.contains(v) { format!("{v} (suppressed)") } else { v.to_string() })
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ]);
-        }
-        let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
-        let mut out = String::new();
-        for (i, row) in rows.iter().enumerate() {
-            let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-            let _ = writeln!(out, "{}", line.join("  ").trim_end());
-            let detail = i.checked_sub(1).map(|j| ordered[j]);
-            if let Some(r) = detail {
-                if let Some(fix) = &r.remediation {
-                    // Continuation lines are indented too; the shell ignores the indent.
-                    let _ = writeln!(out, "    fix: {}", fix.replace('\n', "\n         "));
-                }
-                if let Some(note) = &r.remediation_note {
-                    let _ = writeln!(out, "    note: {note}");
-                }
-                if let Some(why) = &r.unknown_reason {
-                    let _ = writeln!(out, "    unknown: {why}");
-                }
+            for (w, cell) in widths.iter_mut().zip(table_row(r)) {
+                *w = (*w).max(cell.chars().count());
             }
         }
-        out.push('\n');
+        let write_row = |out: &mut dyn io::Write, cells: [Cow<'_, str>; 6]| {
+            let line: Vec<String> = cells.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+            writeln!(out, "{}", line.join("  ").trim_end())
+        };
+        write_row(out, HEADER.map(Cow::Borrowed))?;
+        for r in ordered {
+            write_row(out, table_row(r))?;
+            if let Some(fix) = &r.remediation {
+                // Continuation lines are indented too; the shell ignores the indent.
+                writeln!(out, "    fix: {}", fix.replace('\n', "\n         "))?;
+            }
+            if let Some(note) = &r.remediation_note {
+                writeln!(out, "    note: {note}")?;
+            }
+            if let Some(why) = &r.unknown_reason {
+                writeln!(out, "    unknown: {why}")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_projects(&self, out: &mut impl io::Write) -> io::Result<()> {
         for p in &self.projects {
             let mut notes = Vec::new();
             if !p.findings.is_empty() {
@@ -267,13 +265,17 @@ impl<'a> Report<'a> {
                 Some(e) if !p.ok => format!("INCOMPLETE ({e})"),
                 _ => "ok".into(),
             };
-            let _ = writeln!(out, "project {}: {status}{}", p.project, prefixed("; ", &notes.join("; ")));
+            writeln!(out, "project {}: {status}{}", p.project, prefixed("; ", &notes.join("; ")))?;
         }
         if let Some(e) = &self.error {
-            let _ = writeln!(out, "project discovery failed: {e}");
+            writeln!(out, "project discovery failed: {e}")?;
         }
+        Ok(())
+    }
+
+    fn write_summary(&self, out: &mut impl io::Write) -> io::Result<()> {
         let s = &self.summary;
-        let _ = writeln!(
+        writeln!(
             out,
             "{} resources: {} compliant, {} non-compliant, {} unknown; {} open violations, {} suppressed; {} projects, {} incomplete, {} findings; audit {}",
             s.resources,
@@ -286,9 +288,25 @@ impl<'a> Report<'a> {
             s.projects_incomplete,
             s.findings,
             if self.complete { "complete" } else { "INCOMPLETE" }
-        );
-        out
+        )
     }
+}
+
+/// One resource's table cells.
+fn table_row<'a>(r: &'a ResourceReport<'_>) -> [Cow<'a, str>; 6] {
+    let kind = if r.function && r.kind == Kind::Service { "service (function)" } else { r.kind.as_str() };
+    let status = match r.status {
+        Compliance::Compliant => "ok",
+        Compliance::NonCompliant => "VIOLATION",
+        Compliance::Unknown => "unknown",
+    };
+    let violations = r
+        .violations
+        .iter()
+        .map(|v| if r.suppressed.contains(v) { format!("{v} (suppressed)") } else { v.to_string() })
+        .collect::<Vec<_>>()
+        .join(",");
+    [r.project.into(), r.location.into(), kind.into(), r.name.into(), status.into(), violations.into()]
 }
 
 fn prefixed(prefix: &str, s: &str) -> String {
