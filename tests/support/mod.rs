@@ -2,6 +2,8 @@
 //! binary. Each test crate uses a different part of it.
 #![allow(dead_code)]
 
+pub mod fake_auth;
 pub mod fake_google;
+pub mod proxy;
 pub mod resources;
 pub mod run;
