@@ -763,6 +763,17 @@ async fn no_secret_reaches_logs_metrics_the_report_or_errors() {
         assert_eq!(code, 2, "{stderr}");
         everything.push_str(&format!("{report}{stderr}"));
     }
+    // The daemon counts the token failures and reports them without a secret.
+    s.set("GOOGLE_APPLICATION_CREDENTIALS", person_file.to_str().unwrap());
+    let log = s.path("daemon-failing.log");
+    let daemon = Daemon::start_with(&s.config(&impersonation), &s.env, &log).await;
+    let metrics = daemon.wait_for_cycles(1).await;
+    let failures = support::run::sample(&metrics, "binauthz_api_requests_total{api=\"token\",code=\"error\"}");
+    assert!(failures.is_some_and(|n| n >= 1.0), "{metrics}");
+    everything.push_str(&metrics);
+    everything.push_str(&daemon.report().await.to_string());
+    drop(daemon);
+    everything.push_str(&std::fs::read_to_string(&log).unwrap());
     assert!(everything.contains("invalid_grant: Token has been expired or revoked."), "the errors say why");
     assert!(everything.contains("authenticated to Google"), "the log says who");
     assert_no_secrets(&everything);

@@ -13,10 +13,11 @@
 //! puts response bodies and executable stderr into its errors, never recovers a credential
 //! after a permanent error, and would add 32 crates and an MSRV of 1.91 (docs/credentials.md).
 //!
-//! `resolve` decides what to use (no network I/O), `file` reads credential files, each provider
-//! module makes one kind of token request, `cache` holds each hop's token, `describe` says it
-//! all for check-config.
+//! `resolve` decides what to use (no network I/O), `file` reads credential files, `build` chains
+//! the providers, each provider module makes one kind of token request, `cache` holds each
+//! hop's token, `describe` says it all for check-config.
 
+mod build;
 mod cache;
 mod describe;
 mod error;
@@ -32,22 +33,17 @@ mod user;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use gcp_auth::TokenProvider;
 
-use self::cache::{CLOUD_PLATFORM, Cached, Mint, Windows};
-use self::external::{IAM_SCOPE, Sts, Subject};
+use self::build::Build;
+use self::cache::CLOUD_PLATFORM;
 pub use self::file::service_account_name;
-use self::file::{ExternalSpec, Parsed, SourceSpec, Spec};
 use self::http::TokenHttp;
 pub use self::impersonate::delegate_name;
-use self::resolve::{Credential, Env, Plan};
+use self::resolve::Env;
 use super::error::ApiError;
 use crate::config::Gcp;
-
-/// IAM Credentials' default and, without an organisation policy, maximum lifetime.
-const IMPERSONATION_LIFETIME: Duration = Duration::from_secs(3600);
 
 pub struct Tokens {
     provider: Arc<dyn TokenProvider>,
@@ -102,103 +98,4 @@ impl Tokens {
 /// What check-config prints about credentials, or the refusal; no network I/O.
 pub fn describe(gcp: &Gcp) -> Result<String, String> {
     resolve::plan(gcp, &Env::from_process()).map(|plan| describe::describe(&plan, gcp).text)
-}
-
-/// Turns a plan into a chain of cached hops.
-struct Build<'a> {
-    http: TokenHttp,
-    gcp: &'a Gcp,
-}
-
-impl Build<'_> {
-    fn cached(&self, mint: impl Mint + 'static) -> Arc<Cached> {
-        Arc::new(Cached::new(mint, self.http.clone(), self.gcp.token_timeout, Windows::default()))
-    }
-
-    fn plan(&self, plan: Plan) -> Result<Arc<dyn TokenProvider>, String> {
-        let base = match plan.credential {
-            Credential::File { parsed, .. } => self.parsed(parsed)?,
-            Credential::Metadata { metadata, .. } => self.cached(metadata),
-        };
-        let top = match plan.impersonate {
-            None => base,
-            Some((target, delegates)) => {
-                self.impersonate(base, &self.gcp.endpoints.iamcredentials, &target, delegates)?
-            }
-        };
-        Ok(top)
-    }
-
-    fn impersonate(
-        &self,
-        source: Arc<Cached>,
-        base: &str,
-        target: &str,
-        delegates: Vec<String>,
-    ) -> Result<Arc<Cached>, String> {
-        let url = impersonate::url(base, target)?;
-        Ok(self.cached(impersonate::Impersonate { source, url, delegates, lifetime: IMPERSONATION_LIFETIME }))
-    }
-
-    fn parsed(&self, parsed: Parsed) -> Result<Arc<Cached>, String> {
-        Ok(match parsed.spec {
-            Spec::ServiceAccount(s) => self.cached(service_account::ServiceAccount {
-                email: s.email,
-                token_uri: s.token_uri,
-                key_id: s.key_id,
-                key: s.key,
-            }),
-            Spec::AuthorizedUser(u) => {
-                let token_url = url::Url::parse(&format!("{}/token", self.gcp.endpoints.oauth2))
-                    .map_err(|e| format!("gcp.endpoints.oauth2: {e}"))?;
-                self.cached(user::User {
-                    token_url,
-                    client_id: u.client_id,
-                    client_secret: u.client_secret,
-                    refresh_token: u.refresh_token,
-                })
-            }
-            Spec::Impersonated(i) => {
-                let source = self.parsed(*i.source)?;
-                // Like Google's Python library: the file names the account, the configured
-                // endpoint is called.
-                self.impersonate(source, &self.gcp.endpoints.iamcredentials, &i.target, i.delegates)?
-            }
-            Spec::External(e) => self.external(*e),
-        })
-    }
-
-    fn external(&self, e: ExternalSpec) -> Arc<Cached> {
-        let subject = match e.source {
-            SourceSpec::File { path, format } => Subject::File(external::subject::FileSource { path, format }),
-            SourceSpec::Url { url, headers, format } => {
-                Subject::Url(external::subject::UrlSource { url, headers, format })
-            }
-            SourceSpec::Executable { argv, timeout, output_file } => {
-                Subject::Executable(external::executable::Executable { argv, timeout, output_file })
-            }
-            SourceSpec::Aws { region_url, credentials_url, verification_url, imdsv2_url } => {
-                Subject::Aws(external::aws::Aws { region_url, credentials_url, verification_url, imdsv2_url })
-            }
-        };
-        let sts = self.cached(Sts {
-            token_url: e.token_url,
-            audience: e.audience,
-            subject_token_type: e.subject_token_type,
-            scope: if e.impersonation.is_some() { IAM_SCOPE } else { CLOUD_PLATFORM },
-            client: e.client,
-            workforce_user_project: e.workforce_user_project,
-            impersonated: e.impersonation.as_ref().map(|i| i.email.clone()),
-            subject,
-        });
-        match e.impersonation {
-            None => sts,
-            Some(i) => self.cached(impersonate::Impersonate {
-                source: sts,
-                url: i.url,
-                delegates: Vec::new(),
-                lifetime: i.lifetime,
-            }),
-        }
-    }
 }
