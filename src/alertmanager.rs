@@ -193,7 +193,7 @@ impl Pusher {
 mod tests {
     use super::*;
     use crate::audit::AuditOutcome;
-    use crate::evaluate::tests::verdict_with_violation;
+    use crate::fixtures::verdict_with_violation;
     use crate::suppress::{Suppression, Suppressions, parse_expiry};
 
     fn published(violating: bool, suppressions: &Suppressions) -> Published {

@@ -1,4 +1,5 @@
-//! One audit cycle: collect, then evaluate. The only place the two meet.
+//! One audit cycle: each project is evaluated as soon as it is collected (collection hands
+//! every inventory to the evaluator and drops it), so the two meet only here.
 
 use std::time::{Duration, Instant};
 

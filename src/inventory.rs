@@ -1,32 +1,22 @@
 //! What was seen: plain data, produced by `collect`, consumed by `evaluate`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Serialize;
 
-/// The kinds of workload that Binary Authorization can (or should) protect on Cloud Run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Service,
-    Job,
-    WorkerPool,
-    Function,
+use crate::wire::wire_enum;
+
+wire_enum! {
+    /// The kinds of workload that Binary Authorization can (or should) protect on Cloud Run.
+    pub enum Kind {
+        Service = "service",
+        Job = "job",
+        WorkerPool = "worker_pool",
+        Function = "function",
+    }
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Service, Kind::Job, Kind::WorkerPool, Kind::Function];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Service => "service",
-            Kind::Job => "job",
-            Kind::WorkerPool => "worker_pool",
-            Kind::Function => "function",
-        }
-    }
-
     /// The Google API that lists this kind.
     pub fn api(self) -> Api {
         match self {
@@ -36,40 +26,16 @@ impl Kind {
     }
 }
 
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The Google APIs the auditor reads; also the `api` label of request metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Api {
-    Run,
-    Functions,
-    Binaryauthorization,
-    Resourcemanager,
-    Asset,
-    Token,
-}
-
-impl Api {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Api::Run => "run",
-            Api::Functions => "functions",
-            Api::Binaryauthorization => "binaryauthorization",
-            Api::Resourcemanager => "resourcemanager",
-            Api::Asset => "asset",
-            Api::Token => "token",
-        }
-    }
-}
-
-impl fmt::Display for Api {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+wire_enum! {
+    /// The Google APIs the auditor reads, plus `Token` for the OAuth token endpoint: the `api`
+    /// label of request metrics.
+    pub enum Api {
+        Run = "run",
+        Functions = "functions",
+        Binaryauthorization = "binaryauthorization",
+        Resourcemanager = "resourcemanager",
+        Asset = "asset",
+        Token = "token",
     }
 }
 
@@ -137,12 +103,17 @@ pub enum FunctionGeneration {
 }
 
 /// Where a function's deployed code can be read again. `gcloud functions deploy` rebuilds
-/// from `--source`, and without it from the operator's current directory: a fix may only
-/// redeploy a function whose source it can name.
+/// from `--source`, and without it from the operator's current directory (unless the function
+/// builds from a Cloud Source Repository): a fix may only redeploy a function whose source it
+/// can name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FunctionSource {
-    /// The value for `--source`: `gs://BUCKET/OBJECT.zip` or a Cloud Source Repositories URL.
-    Reusable(String),
+    /// The value for `--source`: `gs://BUCKET/OBJECT.zip`, or a Cloud Source Repositories URL
+    /// in the one form gcloud parses (at most one directory after `/paths/`).
+    Flag(String),
+    /// A 2nd gen function built from a Cloud Source Repository: `gcloud functions deploy`
+    /// without `--source` sends no source and keeps it (gcloud 528, seen on the wire).
+    KeptWithoutFlag,
     /// Why the deployed source cannot be named (e.g. uploaded from a local directory).
     NotReusable(String),
 }

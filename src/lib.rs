@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: [`collect`] (Google APIs or a snapshot) -> [`inventory`] (plain data)
 //! -> [`evaluate`] (pure rules) -> [`report`] / [`metrics`] (what people and Prometheus read).
-//! [`daemon`] schedules cycles and serves the results; [`cli`] wires it all together.
+//! [`daemon`] schedules cycles and serves the results; [`cli`] dispatches the commands.
 
 pub mod alertmanager;
 pub mod audit;
@@ -12,6 +12,8 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod evaluate;
+#[cfg(test)]
+pub mod fixtures;
 pub mod google;
 pub mod inventory;
 pub mod logging;
@@ -23,3 +25,4 @@ pub mod server;
 pub mod signals;
 pub mod state;
 pub mod suppress;
+mod wire;

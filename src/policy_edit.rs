@@ -1,9 +1,13 @@
 //! `binauthz-auditor allowlist`: the policy filter printed fixes use. It reads a policy as
 //! `gcloud container binauthz policy export` prints it (YAML, or JSON with `--format=json`) on
 //! standard input, adds or removes `admissionWhitelistPatterns`, and writes the policy back as
-//! YAML for `gcloud container binauthz policy import`. Everything else in the policy, its
+//! JSON for `gcloud container binauthz policy import`. Everything else in the policy, its
 //! `etag` included (so that the import fails rather than overwrite a concurrent change), is
 //! kept as it was.
+//!
+//! JSON, not YAML, on the way out: gcloud reads the file with a YAML 1.1 loader, which turns
+//! an unquoted `updateTime: 2026-10-01T00:00:00Z` into a datetime and then crashes
+//! serialising it (seen with gcloud 528); JSON quotes every string.
 
 use serde_yaml_ng::{Mapping, Value};
 
@@ -43,7 +47,9 @@ pub fn edit(input: &str, add: &[String], remove: &[String]) -> Result<String, St
     if entries.is_empty() {
         map.remove(PATTERNS);
     }
-    serde_yaml_ng::to_string(&policy).map_err(|e| format!("cannot write the policy: {e}"))
+    let mut out = serde_json::to_string_pretty(&policy).map_err(|e| format!("cannot write the policy: {e}"))?;
+    out.push('\n');
+    Ok(out)
 }
 
 fn one_line(e: &dyn std::fmt::Display) -> String {
@@ -57,7 +63,7 @@ mod tests {
     const EXPORTED: &str = "admissionWhitelistPatterns:\n- namePattern: gcr.io/google_containers/*\ndefaultAdmissionRule:\n  enforcementMode: ENFORCED_BLOCK_AND_AUDIT_LOG\n  evaluationMode: REQUIRE_ATTESTATION\netag: '\"abc\"'\nglobalPolicyEvaluationMode: ENABLE\nname: projects/p/policy\n";
 
     fn patterns(yaml: &str) -> Vec<String> {
-        let v: Value = serde_yaml_ng::from_str(yaml).unwrap();
+        let v: Value = serde_yaml_ng::from_str(yaml).unwrap(); // JSON is YAML too
         v.get(PATTERNS)
             .and_then(Value::as_sequence)
             .map(|s| s.iter().map(|e| e[NAME_PATTERN].as_str().unwrap().to_owned()).collect())
@@ -74,6 +80,14 @@ mod tests {
         let v: Value = serde_yaml_ng::from_str(&once).unwrap();
         assert_eq!(v["etag"].as_str(), Some("\"abc\""), "the etag is kept for the import's concurrency check");
         assert_eq!(v["defaultAdmissionRule"]["evaluationMode"].as_str(), Some("REQUIRE_ATTESTATION"));
+        assert!(once.contains(r#""etag": "\"abc\"""#), "strings stay strings for gcloud's YAML 1.1 loader:\n{once}");
+    }
+
+    #[test]
+    fn timestamps_stay_quoted_strings() {
+        let exported = "name: projects/p/policy\nupdateTime: '2026-10-01T00:00:00.000000Z'\n";
+        let out = edit(exported, &["a/b/c/**".into()], &[]).unwrap();
+        assert!(out.contains(r#""updateTime": "2026-10-01T00:00:00.000000Z""#), "{out}");
     }
 
     #[test]

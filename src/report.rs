@@ -301,7 +301,7 @@ mod tests {
 
     use super::*;
     use crate::audit::AuditOutcome;
-    use crate::evaluate::tests::verdict;
+    use crate::fixtures::verdict;
 
     fn published(projects: Vec<crate::evaluate::ProjectVerdict>) -> Published {
         Published::default().merge(

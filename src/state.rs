@@ -93,7 +93,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::evaluate::tests::verdict;
+    use crate::fixtures::verdict;
 
     fn none() -> Suppressions {
         Suppressions::default()

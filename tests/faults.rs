@@ -312,7 +312,10 @@ async fn tokens_that_expire_mid_cycle_are_renewed() {
 async fn connections_that_close_or_are_refused_are_transport_errors() {
     let (closing, _server) = closing_server().await;
     let refused = format!("http://127.0.0.1:{}", free_port());
-    for (endpoint, needle) in [(closing.as_str(), "GET "), (refused.as_str(), "GET ")] {
+    // The cause is named: the connection itself failed (not an HTTP status, not a body).
+    for (endpoint, needle) in
+        [(closing.as_str(), "connection closed before message completed"), (refused.as_str(), "Connection refused")]
+    {
         let mut world = World::default();
         seed(&mut world, "victim");
         let fake = FakeGoogle::start(world).await;
@@ -328,7 +331,8 @@ async fn connections_that_close_or_are_refused_are_transport_errors() {
         assert_eq!(code, 2, "{stderr}");
         let victim = &report["projects"][0];
         let error = victim["error"].as_str().unwrap();
-        assert!(error.starts_with(needle) && error.contains("/functions"), "{error}");
+        assert!(error.starts_with("GET ") && error.contains("/functions: error sending request"), "{error}");
+        assert!(error.contains(needle) && !error.contains("HTTP "), "{error}");
         assert_eq!(find(&report, "resources", "victim", Some("bad")).unwrap()["compliant"], false);
     }
 }

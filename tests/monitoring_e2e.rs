@@ -108,7 +108,7 @@ async fn eventually<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut()
     }
 }
 
-/// Active alerts in an Alertmanager, as (alertname, name-or-project) pairs.
+/// The active alerts of an Alertmanager, as its API returns them (JSON objects).
 async fn active_alerts(port: u16) -> Option<Vec<Value>> {
     get_json(&format!("http://127.0.0.1:{port}/api/v2/alerts?active=true&silenced=false&inhibited=false"))
         .await?

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 
+use super::PerProject;
 use super::client::{ApiClient, Listing};
 use super::discovery::Discovery;
 use super::error::ApiError;
@@ -19,17 +20,12 @@ pub struct GcpSource {
     discovery: Discovery,
 }
 
-impl GcpSource {
-    pub fn new(client: Arc<ApiClient>, endpoints: Endpoints, scope: Scope, run_api: RunApi) -> Self {
-        let discovery = Discovery::new(Arc::clone(&client), endpoints.resourcemanager.clone(), scope.clone());
-        GcpSource { client, endpoints, scope, run_api, discovery }
-    }
-
-    pub async fn projects(&self) -> Result<Vec<String>, String> {
+impl PerProject for GcpSource {
+    async fn projects(&self) -> Result<Vec<String>, String> {
         self.discovery.projects().await
     }
 
-    pub async fn collect_project(&self, project: &str) -> ProjectInventory {
+    async fn collect_project(&self, project: &str) -> ProjectInventory {
         let wants = |k: Kind| self.scope.kinds.contains(&k);
         let run_kinds: Vec<Kind> =
             [Kind::Service, Kind::Job, Kind::WorkerPool].into_iter().filter(|k| wants(*k)).collect();
@@ -45,6 +41,13 @@ impl GcpSource {
             inventory.record(kind, listing);
         }
         inventory
+    }
+}
+
+impl GcpSource {
+    pub fn new(client: Arc<ApiClient>, endpoints: Endpoints, scope: Scope, run_api: RunApi) -> Self {
+        let discovery = Discovery::new(Arc::clone(&client), endpoints.resourcemanager.clone(), scope.clone());
+        GcpSource { client, endpoints, scope, run_api, discovery }
     }
 
     async fn policy(&self, project: &str) -> Observed<crate::inventory::Policy> {

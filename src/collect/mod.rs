@@ -88,24 +88,6 @@ trait PerProject {
     async fn collect_project(&self, project: &str) -> ProjectInventory;
 }
 
-impl PerProject for gcp::GcpSource {
-    async fn projects(&self) -> Result<Vec<String>, String> {
-        gcp::GcpSource::projects(self).await
-    }
-    async fn collect_project(&self, project: &str) -> ProjectInventory {
-        gcp::GcpSource::collect_project(self, project).await
-    }
-}
-
-impl PerProject for snapshot::SnapshotSource {
-    async fn projects(&self) -> Result<Vec<String>, String> {
-        snapshot::SnapshotSource::projects(self).await
-    }
-    async fn collect_project(&self, project: &str) -> ProjectInventory {
-        snapshot::SnapshotSource::collect_project(self, project).await
-    }
-}
-
 /// A source read in one go (an Asset Inventory feed or export): it fails or succeeds whole.
 /// The whole feed is held while it is grouped: its memory is the feed's size.
 fn whole<T>(

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::PerProject;
 use crate::google::status::RpcStatus;
 use crate::google::{binauthz_v1, shape};
 use crate::inventory::{Kind, Observed, Policy, ProjectInventory, Unlisted, Workload};
@@ -44,40 +45,6 @@ impl SnapshotSource {
             Ok(inventories)
         };
         Some(read.await)
-    }
-
-    /// `[scope] projects` when given, else every sub-directory.
-    pub async fn projects(&self) -> Result<Vec<String>, String> {
-        if !self.projects.is_empty() {
-            return Ok(self.projects.clone());
-        }
-        let mut entries = tokio::fs::read_dir(&self.root)
-            .await
-            .map_err(|e| format!("snapshot directory {}: {e}", self.root.display()))?;
-        let mut projects = Vec::new();
-        while let Some(entry) =
-            entries.next_entry().await.map_err(|e| format!("snapshot directory {}: {e}", self.root.display()))?
-        {
-            if entry.file_type().await.is_ok_and(|t| t.is_dir()) {
-                projects.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-        projects.sort();
-        Ok(projects)
-    }
-
-    pub async fn collect_project(&self, project: &str) -> ProjectInventory {
-        let dir = self.root.join(project);
-        let mut inventory = ProjectInventory::new(project, policy(&dir).await);
-        for kind in &self.kinds {
-            let path = dir.join(file_name(*kind));
-            let listing = match read(&path).await {
-                Ok(bytes) => workloads(&bytes, *kind, project, &path),
-                Err(unlisted) => Err(unlisted),
-            };
-            inventory.record(*kind, listing);
-        }
-        inventory
     }
 }
 
@@ -156,4 +123,40 @@ fn workloads(bytes: &[u8], kind: Kind, project: &str, path: &Path) -> Result<Vec
         _ => return Err(fail("expected a list response or an array".into())),
     };
     items.into_iter().map(|item| shape::workload(kind, item, project).map_err(fail)).collect()
+}
+
+impl PerProject for SnapshotSource {
+    /// `[scope] projects` when given, else every sub-directory.
+    async fn projects(&self) -> Result<Vec<String>, String> {
+        if !self.projects.is_empty() {
+            return Ok(self.projects.clone());
+        }
+        let mut entries = tokio::fs::read_dir(&self.root)
+            .await
+            .map_err(|e| format!("snapshot directory {}: {e}", self.root.display()))?;
+        let mut projects = Vec::new();
+        while let Some(entry) =
+            entries.next_entry().await.map_err(|e| format!("snapshot directory {}: {e}", self.root.display()))?
+        {
+            if entry.file_type().await.is_ok_and(|t| t.is_dir()) {
+                projects.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        projects.sort();
+        Ok(projects)
+    }
+
+    async fn collect_project(&self, project: &str) -> ProjectInventory {
+        let dir = self.root.join(project);
+        let mut inventory = ProjectInventory::new(project, policy(&dir).await);
+        for kind in &self.kinds {
+            let path = dir.join(file_name(*kind));
+            let listing = match read(&path).await {
+                Ok(bytes) => workloads(&bytes, *kind, project, &path),
+                Err(unlisted) => Err(unlisted),
+            };
+            inventory.record(*kind, listing);
+        }
+        inventory
+    }
 }

@@ -4,11 +4,11 @@ pub mod allowlist;
 mod remediation;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 
 use serde::Serialize;
 
 use crate::inventory::{Api, BinauthzSetting, FunctionOrigin, Kind, Observed, Policy, ProjectInventory, Workload};
+use crate::wire::wire_enum;
 
 /// Operator choices that change what counts as compliant (`[rules]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,65 +18,29 @@ pub struct Rules {
     pub allow_breakglass: bool,
 }
 
-/// Why a workload is not protected. The snake_case names are a contract (metrics, JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Violation {
-    BinauthzDisabled,
-    NonDefaultPolicy,
-    Breakglass,
-    AllowlistMissing,
-    Gen1Function,
-    ExemptImage,
-}
-
-impl Violation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Violation::BinauthzDisabled => "binauthz_disabled",
-            Violation::NonDefaultPolicy => "non_default_policy",
-            Violation::Breakglass => "breakglass",
-            Violation::AllowlistMissing => "allowlist_missing",
-            Violation::Gen1Function => "gen1_function",
-            Violation::ExemptImage => "exempt_image",
-        }
+wire_enum! {
+    /// Why a workload is not protected. The names are a contract (metrics, JSON, config).
+    pub enum Violation {
+        BinauthzDisabled = "binauthz_disabled",
+        NonDefaultPolicy = "non_default_policy",
+        Breakglass = "breakglass",
+        AllowlistMissing = "allowlist_missing",
+        Gen1Function = "gen1_function",
+        ExemptImage = "exempt_image",
     }
 }
 
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Something wrong with a project's policy as a whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Finding {
-    /// The default rule is ALWAYS_ALLOW: `--binary-authorization default` enforces nothing.
-    PolicyAlwaysAllow,
-    /// The default rule only logs (DRYRUN_AUDIT_LOG_ONLY).
-    PolicyDryRun,
-    /// An allowlist pattern exempts more than one repository.
-    AllowlistTooBroad,
-    /// The Binary Authorization API is not enabled in the project.
-    PolicyApiDisabled,
-}
-
-impl Finding {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Finding::PolicyAlwaysAllow => "policy_always_allow",
-            Finding::PolicyDryRun => "policy_dry_run",
-            Finding::AllowlistTooBroad => "allowlist_too_broad",
-            Finding::PolicyApiDisabled => "policy_api_disabled",
-        }
-    }
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+wire_enum! {
+    /// Something wrong with a project's policy as a whole.
+    pub enum Finding {
+        /// The default rule is ALWAYS_ALLOW: `--binary-authorization default` enforces nothing.
+        PolicyAlwaysAllow = "policy_always_allow",
+        /// The default rule only logs (DRYRUN_AUDIT_LOG_ONLY).
+        PolicyDryRun = "policy_dry_run",
+        /// An allowlist pattern exempts more than one repository.
+        AllowlistTooBroad = "allowlist_too_broad",
+        /// The Binary Authorization API is not enabled in the project.
+        PolicyApiDisabled = "policy_api_disabled",
     }
 }
 
@@ -404,4 +368,4 @@ fn exempting_patterns(policy: &Policy, w: &Workload, allowlist: &[AllowlistEntry
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

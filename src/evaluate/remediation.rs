@@ -85,11 +85,7 @@ pub fn for_violations(w: &Workload, violations: &[Violation], ctx: &Context) -> 
 
 fn allowlist_step(plan: &mut Plan, w: &Workload, entry: &AllowlistEntry) {
     let pattern = entry.documented_pattern();
-    plan.step(format!(
-        "policy=$(mktemp) && gcloud container binauthz policy export --project {project} | binauthz-auditor allowlist --add {pattern} > \"$policy\" && gcloud container binauthz policy import \"$policy\" --project {project}",
-        project = quote(&w.project),
-        pattern = quote(&pattern),
-    ));
+    plan.step(edit_policy(&w.project, &format!("--add {}", quote(&pattern))));
     if entry.status == AllowlistStatus::NotDocumentedPattern {
         plan.note(format!(
             "The policy exempts {repo}/* (images directly in the repository), not the documented {pattern}; builds can store images below that level, so the fix adds {pattern}.",
@@ -145,13 +141,17 @@ fn redeploy_function(plan: &mut Plan, w: &Workload, source: &FunctionSource) {
         return;
     }
     match source {
-        FunctionSource::Reusable(source) => {
+        FunctionSource::Flag(source) => {
             plan.step(format!(
                 "gcloud functions deploy {} --source={} --binary-authorization default",
                 target(w),
                 quote(source)
             ));
             plan.note("The deploy rebuilds the function from the source it was last deployed from.");
+        }
+        FunctionSource::KeptWithoutFlag => {
+            plan.step(format!("gcloud functions deploy {} --binary-authorization default", target(w)));
+            plan.note("The function builds from a Cloud Source Repository, which gcloud keeps when --source is left out; the deploy rebuilds from it.");
         }
         FunctionSource::NotReusable(why) => plan.note(format!(
             "No safe command: {why}. Redeploy from the function's source with --binary-authorization default (gcloud functions deploy without --source uploads the current directory)."
@@ -167,8 +167,10 @@ fn upgrade_gen1(plan: &mut Plan, w: &Workload, allowlist: Option<&AllowlistEntry
         plan.note("Deployed by the Firebase CLI: upgrade it to 2nd gen and set Binary Authorization through the Firebase deploy.");
         return;
     }
-    let redeployable =
-        matches!(&w.function, Some(FunctionOrigin::FunctionsApi { source: FunctionSource::Reusable(_), .. }));
+    let redeployable = matches!(
+        &w.function,
+        Some(FunctionOrigin::FunctionsApi { source: FunctionSource::Flag(_) | FunctionSource::KeptWithoutFlag, .. })
+    );
     if let (true, Some(entry)) = (redeployable, allowlist) {
         allowlist_step(plan, w, entry);
     }
@@ -193,11 +195,7 @@ fn narrow_exemption(plan: &mut Plan, w: &Workload, exempted_by: &[Exemption]) {
         exempted_by.iter().partition(|e| e.needed_by_functions);
     if !removable.is_empty() && needed.is_empty() {
         let removals: Vec<String> = removable.iter().map(|e| format!("--remove {}", quote(&e.pattern))).collect();
-        plan.step(format!(
-            "policy=$(mktemp) && gcloud container binauthz policy export --project {project} | binauthz-auditor allowlist {removals} > \"$policy\" && gcloud container binauthz policy import \"$policy\" --project {project}",
-            project = quote(&w.project),
-            removals = removals.join(" "),
-        ));
+        plan.step(edit_policy(&w.project, &removals.join(" ")));
         plan.note(
             "The allowlist exempts this image from every check; the fix removes the exempting pattern (no function of the project needs it), so the next deploy of any image it matched must pass the policy.",
         );
@@ -208,6 +206,16 @@ fn narrow_exemption(plan: &mut Plan, w: &Workload, exempted_by: &[Exemption]) {
             patterns.join(", ")
         ));
     }
+}
+
+/// Exports the project's policy, edits its allowlist through the auditor, imports it back.
+/// `gcloud ... policy import` takes only `.yaml`/`.json` file names, hence the file inside a
+/// fresh temporary directory rather than a bare `mktemp` name; the filter writes JSON.
+fn edit_policy(project: &str, edits: &str) -> String {
+    let project = quote(project);
+    format!(
+        "policy=\"$(mktemp -d)/policy.json\" && gcloud container binauthz policy export --project {project} | binauthz-auditor allowlist {edits} > \"$policy\" && gcloud container binauthz policy import \"$policy\" --project {project}"
+    )
 }
 
 /// `NAME --project P --region R`, quoted.

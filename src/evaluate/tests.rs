@@ -1,116 +1,11 @@
 //! Table-driven tests of the compliance rules, one table per reason.
 
 use super::*;
+use crate::fixtures::*;
 use crate::inventory::{
     BinauthzSetting, FunctionGeneration, FunctionOrigin, FunctionSource, Kind, Observed, Policy, ProjectInventory,
     Workload,
 };
-
-const REGION: &str = "us-central1";
-
-fn default_binauthz() -> Option<BinauthzSetting> {
-    Some(BinauthzSetting { use_default: true, ..Default::default() })
-}
-
-fn workload(kind: Kind, name: &str) -> Workload {
-    Workload {
-        project: "p".into(),
-        location: REGION.into(),
-        kind,
-        name: name.into(),
-        binauthz: default_binauthz(),
-        images: vec![format!("us-docker.pkg.dev/p/app/{name}:v1")],
-        last_modifier: Some("dev@example.com".into()),
-        function: None,
-        managed_by_functions: false,
-        labels: Default::default(),
-        data_updated_at: None,
-    }
-}
-
-fn gen2_function(name: &str) -> Workload {
-    Workload {
-        images: vec![],
-        function: Some(FunctionOrigin::FunctionsApi {
-            generation: FunctionGeneration::Gen2,
-            build_repository: format!("{REGION}-docker.pkg.dev/p/gcf-artifacts"),
-            backing_service: Some((REGION.into(), name.into())),
-            source: FunctionSource::Reusable(format!("gs://gcf-v2-sources-1-{REGION}/{name}/function-source.zip")),
-        }),
-        ..workload(Kind::Function, name)
-    }
-}
-
-fn backing_service(name: &str, binauthz: Option<BinauthzSetting>) -> Workload {
-    Workload { managed_by_functions: true, binauthz, ..workload(Kind::Service, name) }
-}
-
-fn run_admin_function(name: &str) -> Workload {
-    Workload {
-        function: Some(FunctionOrigin::RunAdmin {
-            build_repository: format!("{REGION}-docker.pkg.dev/p/cloud-run-source-deploy"),
-        }),
-        ..workload(Kind::Service, name)
-    }
-}
-
-fn enforcing_policy(patterns: &[&str]) -> Policy {
-    Policy {
-        admission_whitelist_patterns: patterns.iter().map(|p| p.to_string()).collect(),
-        evaluation_mode: "REQUIRE_ATTESTATION".into(),
-        enforcement_mode: "ENFORCED_BLOCK_AND_AUDIT_LOG".into(),
-        global_policy_evaluation_mode: "ENABLE".into(),
-    }
-}
-
-const FUNCTION_REPOS: &[&str] =
-    &["us-central1-docker.pkg.dev/p/gcf-artifacts/**", "us-central1-docker.pkg.dev/p/cloud-run-source-deploy/**"];
-
-fn inventory(policy: Observed<Policy>, workloads: Vec<Workload>) -> ProjectInventory {
-    let mut inv = ProjectInventory::new("p", policy);
-    for kind in Kind::ALL {
-        inv.record_listing(kind, Observed::Seen(()));
-    }
-    inv.workloads = workloads;
-    inv
-}
-
-fn evaluate_one(policy: Observed<Policy>, workloads: Vec<Workload>, rules: &Rules) -> ProjectVerdict {
-    evaluate_project(&inventory(policy, workloads), rules)
-}
-
-fn violations_of(verdict: &ProjectVerdict, name: &str) -> Vec<Violation> {
-    verdict
-        .resources
-        .iter()
-        .find(|r| r.name == name)
-        .unwrap_or_else(|| panic!("{name} not reported"))
-        .violations
-        .clone()
-}
-
-/// A complete verdict for `project` with a compliant service, plus `bad` without Binary
-/// Authorization when `violating`; used by the alert tests.
-pub(crate) fn verdict_with_violation(project: &str, violating: bool) -> ProjectVerdict {
-    let mut workloads = vec![workload(Kind::Service, "good")];
-    if violating {
-        workloads.push(Workload { binauthz: None, ..workload(Kind::Service, "bad") });
-    }
-    let mut inv = inventory(Observed::Seen(enforcing_policy(&[])), workloads);
-    inv.project = project.into();
-    evaluate_project(&inv, &Rules::default())
-}
-
-/// A verdict for `project` with `resources` compliant services; used by the state tests.
-pub(crate) fn verdict(project: &str, complete: bool, resources: usize) -> ProjectVerdict {
-    let workloads = (0..resources).map(|i| workload(Kind::Service, &format!("svc{i}"))).collect();
-    let mut inv = inventory(Observed::Seen(enforcing_policy(&[])), workloads);
-    inv.project = project.into();
-    if !complete {
-        inv.record_listing(Kind::Job, Observed::Failed("boom".into()));
-    }
-    evaluate_project(&inv, &Rules::default())
-}
 
 #[test]
 fn run_workloads_are_judged_by_their_binauthz_setting() {
@@ -218,7 +113,7 @@ fn a_gen1_function_cannot_be_protected() {
             generation: FunctionGeneration::Gen1,
             build_repository: format!("{REGION}-docker.pkg.dev/p/gcf-artifacts"),
             backing_service: None,
-            source: FunctionSource::Reusable("gs://b/old.zip".into()),
+            source: FunctionSource::Flag("gs://b/old.zip".into()),
         }),
         binauthz: None,
         ..gen2_function("old")
@@ -309,10 +204,7 @@ fn a_function_whose_backing_service_could_not_be_listed_is_unknown() {
 
 #[test]
 fn disabled_apis_are_facts_not_failures() {
-    let mut inv = inventory(Observed::ApiDisabled, vec![workload(Kind::Service, "s")]);
-    inv.record_listing(Kind::Function, Observed::ApiDisabled);
-    let mut inv_funcs_only = inv.clone();
-    inv_funcs_only.listings.retain(|(k, _)| *k == Kind::Function);
+    let inv = inventory(Observed::ApiDisabled, vec![workload(Kind::Service, "s")]);
     let v = evaluate_project(&inv, &Rules::default());
     assert!(v.complete);
     assert_eq!(v.disabled_apis, vec![Api::Binaryauthorization]);

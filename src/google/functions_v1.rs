@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::functions_v2::{gcf_artifacts, storage_source};
+use super::functions_v2::{gcf_artifacts, repository_url_source, storage_source};
 use crate::inventory::{FunctionGeneration, FunctionOrigin, FunctionSource, Kind, Workload, location_and_name};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -38,7 +38,7 @@ impl Function {
                 Some((bucket, object)) => storage_source(bucket, object),
                 None => FunctionSource::NotReusable(format!("sourceArchiveUrl {url:?} is not a gs:// URL")),
             },
-            (_, Some(repo)) if !repo.url.is_empty() => FunctionSource::Reusable(repo.url.clone()),
+            (_, Some(repo)) if !repo.url.is_empty() => repository_url_source(&repo.url),
             _ => FunctionSource::NotReusable(
                 "deployed from a local directory (sourceUploadUrl): the uploaded archive cannot be read back".into(),
             ),
@@ -79,7 +79,7 @@ mod tests {
         assert!(w.function.as_ref().unwrap().is_gen1());
         assert!(matches!(
             w.function,
-            Some(FunctionOrigin::FunctionsApi { source: FunctionSource::Reusable(s), .. }) if s == "gs://b/old.zip"
+            Some(FunctionOrigin::FunctionsApi { source: FunctionSource::Flag(s), .. }) if s == "gs://b/old.zip"
         ));
     }
 }

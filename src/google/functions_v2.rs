@@ -132,8 +132,8 @@ fn deployed_source(build: &BuildConfig) -> FunctionSource {
     if let Some(s) = storage.filter(|s| !s.bucket.is_empty() && !s.object.is_empty()) {
         return storage_source(&s.bucket, &s.object);
     }
-    if let Some(r) = repo.filter(|r| !r.repo_name.is_empty()) {
-        return repo_source(r);
+    if repo.is_some_and(|r| !r.repo_name.is_empty()) {
+        return FunctionSource::KeptWithoutFlag;
     }
     if asked.and_then(|s| s.git_uri.as_deref()).is_some_and(|g| !g.is_empty()) {
         return FunctionSource::NotReusable(
@@ -146,7 +146,7 @@ fn deployed_source(build: &BuildConfig) -> FunctionSource {
 /// `gcloud functions deploy --source` takes Cloud Storage sources as `gs://BUCKET/OBJECT.zip`.
 pub fn storage_source(bucket: &str, object: &str) -> FunctionSource {
     if object.ends_with(".zip") {
-        FunctionSource::Reusable(format!("gs://{bucket}/{object}"))
+        FunctionSource::Flag(format!("gs://{bucket}/{object}"))
     } else {
         FunctionSource::NotReusable(format!(
             "the source gs://{bucket}/{object} is not a .zip archive, which --source requires"
@@ -154,24 +154,17 @@ pub fn storage_source(bucket: &str, object: &str) -> FunctionSource {
     }
 }
 
-/// The Cloud Source Repositories URL form `--source` expects.
-fn repo_source(r: &RepoSource) -> FunctionSource {
-    let revision = if !r.commit_sha.is_empty() {
-        format!("revisions/{}", r.commit_sha)
-    } else if !r.tag_name.is_empty() {
-        format!("fixed-aliases/{}", r.tag_name)
-    } else if !r.branch_name.is_empty() {
-        format!("moveable-aliases/{}", r.branch_name)
+/// A Cloud Source Repositories URL as `--source`, if gcloud can parse it back: its pattern
+/// allows ONE directory after `/paths/` (`command_lib/functions/v2/deploy/command.py`).
+pub fn repository_url_source(url: &str) -> FunctionSource {
+    let path = url.split_once("/paths/").map(|(_, p)| p.trim_end_matches('/'));
+    if url.starts_with("https://source.developers.google.com/projects/") && path.is_none_or(|p| !p.contains('/')) {
+        FunctionSource::Flag(url.to_owned())
     } else {
-        "moveable-aliases/master".into()
-    };
-    let project = if r.project_id.is_empty() { "-" } else { r.project_id.as_str() };
-    let dir = r.dir.trim_matches('/');
-    let path = if dir.is_empty() { String::new() } else { format!("/paths/{dir}") };
-    FunctionSource::Reusable(format!(
-        "https://source.developers.google.com/projects/{project}/repos/{}/{revision}{path}",
-        r.repo_name
-    ))
+        FunctionSource::NotReusable(format!(
+            "the source repository URL {url} has a nested directory, which gcloud's --source cannot take"
+        ))
+    }
 }
 
 /// `projects/P/locations/L/repositories/R` -> `L-docker.pkg.dev/P/R`.
@@ -233,23 +226,27 @@ mod tests {
     }
 
     #[test]
+    fn repository_urls_are_reused_only_in_the_form_gcloud_parses() {
+        let one = "https://source.developers.google.com/projects/p/repos/r/moveable-aliases/main/paths/fn";
+        assert_eq!(repository_url_source(one), FunctionSource::Flag(one.into()));
+        let nested = "https://source.developers.google.com/projects/p/repos/r/moveable-aliases/main/paths/a/b";
+        assert!(matches!(repository_url_source(nested), FunctionSource::NotReusable(_)));
+        assert!(matches!(repository_url_source("https://github.com/x/y"), FunctionSource::NotReusable(_)));
+    }
+
+    #[test]
     fn the_deployed_source_is_named_as_gcloud_takes_it() {
         let built = function(
             r#"{"name":"projects/p/locations/l/functions/f","buildConfig":{
                 "source":{"storageSource":{"bucket":"gcf-v2-uploads-1-l","object":"abc.zip"}},
                 "sourceProvenance":{"resolvedStorageSource":{"bucket":"gcf-v2-sources-1-l","object":"f/function-source.zip","generation":"17"}}}}"#,
         );
-        assert_eq!(source(&built), &FunctionSource::Reusable("gs://gcf-v2-sources-1-l/f/function-source.zip".into()));
+        assert_eq!(source(&built), &FunctionSource::Flag("gs://gcf-v2-sources-1-l/f/function-source.zip".into()));
         let repo = function(
             r#"{"name":"projects/p/locations/l/functions/f","buildConfig":{
                 "source":{"repoSource":{"projectId":"p","repoName":"fns","branchName":"main","dir":"/hello/"}}}}"#,
         );
-        assert_eq!(
-            source(&repo),
-            &FunctionSource::Reusable(
-                "https://source.developers.google.com/projects/p/repos/fns/moveable-aliases/main/paths/hello".into()
-            )
-        );
+        assert_eq!(source(&repo), &FunctionSource::KeptWithoutFlag, "gcloud keeps a repository source");
         let unknown = function(r#"{"name":"projects/p/locations/l/functions/f"}"#);
         assert!(matches!(source(&unknown), FunctionSource::NotReusable(_)));
         let not_zip = function(

@@ -107,6 +107,16 @@ pub struct RequestRecord {
     pub user_project: Option<String>,
 }
 
+/// A request that changes something, with both bodies (JSON), as the fake received and answered.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub method: String,
+    pub path: String,
+    pub request: Value,
+    pub status: u16,
+    pub response: Value,
+}
+
 #[derive(Debug, Default)]
 pub struct World {
     pub projects: BTreeMap<String, FakeProject>,
@@ -135,6 +145,13 @@ pub struct World {
     /// Run v1 Knative lists are paged (`metadata.continue`) even when the client sends no
     /// `limit`: whether Google does is not evidenced, so the auditor must cope either way.
     pub knative_pages: bool,
+    /// Every non-GET exchange, bodies included (the gcloud tests check them against the
+    /// discovery documents).
+    pub exchanges: Vec<Exchange>,
+    /// Long-running operations the fake started (gcloud polls them), by name.
+    pub operations: BTreeMap<String, Value>,
+    /// Where `CONNECT` tunnels go (gcloud's gRPC calls through its proxy setting).
+    pub connect_to: Option<SocketAddr>,
     /// Asset Inventory returns Run resources in the v1 (Knative) shape instead of v2.
     pub assets_in_v1_shape: bool,
     /// Requests being answered now, and the most ever at once, by path.
@@ -207,7 +224,9 @@ impl FakeGoogle {
             .route("/v1/projects/{project}/locations/{location}/services", get(knative_located_services))
             .route("/apis/run.googleapis.com/v1/namespaces/{project}/{collection}", get(knative_list))
             .route("/v1/{parent_type}/{parent}/assets", get(assets))
+            .merge(super::gcloud_fake::routes())
             .fallback(|| async { google_error(404, "NOT_FOUND", "no such method in the fake", None) })
+            .layer(middleware::from_fn_with_state(Arc::clone(&world), record_writes))
             .layer(middleware::from_fn_with_state(Arc::clone(&world), faults_auth_and_log))
             .with_state(Arc::clone(&world));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake");
@@ -326,6 +345,10 @@ impl Drop for InFlight {
 }
 
 async fn faults_auth_and_log(State(world): State<Shared>, request: Request, next: Next) -> Response {
+    if request.method() == axum::http::Method::CONNECT {
+        let target = world.lock().unwrap().connect_to;
+        return super::gcloud_fake::tunnel(request, target);
+    }
     let _in_flight = InFlight::enter(&world, request.uri().path());
     let path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
     let query: Vec<(String, String)> = request
@@ -386,6 +409,27 @@ async fn faults_auth_and_log(State(world): State<Shared>, request: Request, next
     next.run(request).await
 }
 
+/// Keeps both bodies of every request that is not a GET.
+async fn record_writes(State(world): State<Shared>, request: Request, next: Next) -> Response {
+    if request.method() == axum::http::Method::GET {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
+    let (method, path) = (parts.method.to_string(), parts.uri.path().to_owned());
+    let response = next.run(Request::from_parts(parts, Body::from(bytes.clone()))).await;
+    let (parts, body) = response.into_parts();
+    let answer = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
+    world.lock().unwrap().exchanges.push(Exchange {
+        method,
+        path,
+        request: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        status: parts.status.as_u16(),
+        response: serde_json::from_slice(&answer).unwrap_or(Value::Null),
+    });
+    Response::from_parts(parts, Body::from(answer))
+}
+
 struct RecordRequest;
 
 impl RecordRequest {
@@ -433,7 +477,7 @@ pub fn verify_assertion(jwt: &str) -> Result<String, String> {
 }
 
 /// Google answers 403 for projects that do not exist or that the caller cannot see.
-fn project_or_error<'a>(w: &'a World, project: &str, api: &str) -> Result<&'a FakeProject, Response> {
+pub fn project_or_error<'a>(w: &'a World, project: &str, api: &str) -> Result<&'a FakeProject, Response> {
     let p = w.projects.get(project).ok_or_else(|| {
         google_error(403, "PERMISSION_DENIED", &format!("Permission denied on resource project {project}."), None)
     })?;
@@ -454,7 +498,7 @@ fn project_or_error<'a>(w: &'a World, project: &str, api: &str) -> Result<&'a Fa
 }
 
 /// One page of `items` from `query`'s `pageToken`/`pageSize`; the token is an opaque offset.
-fn page(
+pub fn page(
     items: &[Value],
     query: &BTreeMap<String, String>,
     default_size: usize,
@@ -535,11 +579,14 @@ async fn list(
     if location == "-" && api == "run" {
         return google_error(400, "INVALID_ARGUMENT", "Location '-' is not a valid location.", None);
     }
+    // `gcloud functions list` asks for `environment="GEN_2"` and lists 1st gen ones from v1.
+    let environment = query.get("filter").and_then(|f| f.strip_prefix("environment=")).map(|e| e.trim_matches('"'));
     let in_location: Vec<Value> = items
         .iter()
         .filter(|item| {
             location == "-" || item["name"].as_str().is_some_and(|n| n.contains(&format!("/locations/{location}/")))
         })
+        .filter(|item| environment.is_none_or(|e| item["environment"].as_str().unwrap_or("GEN_2") == e))
         .cloned()
         .collect();
     match page(&in_location, &query, w.page_size) {
@@ -610,7 +657,7 @@ pub fn project_number(id: &str) -> u64 {
     100_000_000_000 + hash % 900_000_000_000
 }
 
-fn list_body(field: &str, items: Vec<Value>, next: Option<String>, unreachable: &[String]) -> Response {
+pub fn list_body(field: &str, items: Vec<Value>, next: Option<String>, unreachable: &[String]) -> Response {
     // Google leaves out empty repeated fields and absent tokens.
     let mut body = serde_json::Map::new();
     if !items.is_empty() {
@@ -640,11 +687,18 @@ pub fn knative(kind: &str, v2: &Value) -> Value {
     if let Some(j) = b["breakglassJustification"].as_str() {
         annotations.insert("run.googleapis.com/binary-authorization-breakglass".into(), json!(j));
     }
+    // Real responses: services name modifiers under serving.knative.dev/, jobs and worker
+    // pools under run.googleapis.com/.
+    let prefix = if kind == "Service" { "serving.knative.dev" } else { "run.googleapis.com" };
     if let Some(c) = v2["creator"].as_str() {
-        annotations.insert("serving.knative.dev/creator".into(), json!(c));
+        annotations.insert(format!("{prefix}/creator"), json!(c));
     }
     if let Some(m) = v2["lastModifier"].as_str() {
-        annotations.insert("serving.knative.dev/lastModifier".into(), json!(m));
+        annotations.insert(format!("{prefix}/lastModifier"), json!(m));
+    }
+    let url = v2["uri"].as_str().map(str::to_owned).unwrap_or_else(|| format!("https://{short}-xyz-uc.a.run.app"));
+    if kind == "Service" {
+        annotations.insert("run.googleapis.com/urls".into(), json!(json!([url]).to_string()));
     }
     if let Some(target) = v2["buildConfig"]["functionTarget"].as_str() {
         annotations.insert("run.googleapis.com/build-function-target".into(), json!(target));
@@ -654,6 +708,15 @@ pub fn knative(kind: &str, v2: &Value) -> Value {
     }
     let mut labels = v2["labels"].as_object().cloned().unwrap_or_default();
     labels.insert("cloud.googleapis.com/location".into(), json!(location));
+    let generation: i64 = v2["generation"].as_str().and_then(|g| g.parse().ok()).unwrap_or(1);
+    let revision = format!("{short}-{generation:05}-abc");
+    let ready = json!([{"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-01T00:00:00Z"}]);
+    let status = match kind {
+        "Service" => json!({"observedGeneration": generation, "conditions": ready, "url": url,
+                            "latestReadyRevisionName": revision, "latestCreatedRevisionName": revision,
+                            "traffic": [{"revisionName": revision, "percent": 100, "latestRevision": true}]}),
+        _ => json!({"observedGeneration": generation, "conditions": ready}),
+    };
     let (api_version, spec) = match kind {
         "Job" => (
             "run.googleapis.com/v1",
@@ -669,9 +732,10 @@ pub fn knative(kind: &str, v2: &Value) -> Value {
         "kind": kind,
         // Real responses carry the project NUMBER as the namespace.
         "metadata": {"name": short, "namespace": project_number(parts.get(1).copied().unwrap_or_default()).to_string(),
-                     "labels": labels, "annotations": annotations,
-                     "uid": format!("{short}-uid"), "generation": 1, "creationTimestamp": "2026-10-01T00:00:00Z"},
+                     "labels": labels, "annotations": annotations, "resourceVersion": format!("rv-{generation}"),
+                     "uid": format!("{short}-uid"), "generation": generation, "creationTimestamp": "2026-10-01T00:00:00Z"},
         "spec": spec,
+        "status": status,
     })
 }
 

@@ -134,3 +134,17 @@ pub fn policy_exempting_functions(project: &str, region: &str) -> Value {
     let patterns = function_patterns(project, region);
     enforcing_policy(project, &patterns.iter().map(String::as_str).collect::<Vec<_>>())
 }
+
+/// A 1st gen function as the Cloud Functions v2 API shows it (`environment: GEN_1`, eligible
+/// for the upgrade to 2nd gen), deployed from a `.zip` in Cloud Storage.
+pub fn gen1_function(project: &str, region: &str, name: &str) -> Value {
+    let f = function(project, region, name);
+    let f = set(set(f, "/environment", json!("GEN_1")), "/serviceConfig", json!({"availableMemory": "256M"}));
+    let f = set(
+        f,
+        "/buildConfig/source",
+        json!({"storageSource": {"bucket": format!("{project}-fn-sources"), "object": format!("{name}.zip")}}),
+    );
+    let f = set(f, "/buildConfig/sourceProvenance", Value::Null);
+    set(f, "/upgradeInfo", json!({"upgradeState": "ELIGIBLE_FOR_2ND_GEN_UPGRADE"}))
+}
