@@ -42,7 +42,7 @@ pub enum Command {
         #[arg(long)]
         fail_on_findings: bool,
     },
-    /// Validate the configuration (and the credentials file it names), then exit.
+    /// Validate the configuration and the credentials, print which identity API calls will use, then exit.
     CheckConfig {
         #[arg(long, short)]
         config: PathBuf,
@@ -143,7 +143,21 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 config.schedule.to_string(),
                 config.server.listen
             );
-            ExitCode::SUCCESS
+            // Which identity and which source API calls will use; resolved again, without
+            // network I/O, exactly as the source just did.
+            if !matches!(config.source, crate::config::Source::Gcp | crate::config::Source::AssetInventory { .. }) {
+                return ExitCode::SUCCESS;
+            }
+            match crate::collect::auth::describe(&config.gcp) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -57,9 +57,16 @@ pub struct Scope {
 
 #[derive(Debug, Clone)]
 pub struct Gcp {
+    /// Any file Application Default Credentials accept; unset: ADC's own search.
     pub credentials_file: Option<PathBuf>,
-    /// Accept a key file other users can read (refused by default).
+    /// Accept a credentials file that holds a secret and that other users can read (refused by default).
     pub allow_world_readable_credentials: bool,
+    /// The service account every API call is made as, impersonated with the credentials above.
+    pub impersonate_service_account: Option<String>,
+    /// The delegation chain to it, as full names (`projects/-/serviceAccounts/EMAIL`).
+    pub delegates: Vec<String>,
+    /// Sent as `x-goog-user-project`; unset: GOOGLE_CLOUD_QUOTA_PROJECT, then the file's.
+    pub quota_project: Option<String>,
     pub concurrency: usize,
     pub request_timeout: Duration,
     pub token_timeout: Duration,
@@ -106,6 +113,10 @@ pub struct Endpoints {
     pub binaryauthorization: String,
     pub resourcemanager: String,
     pub asset: String,
+    /// A person's refresh token is exchanged at `{oauth2}/token`.
+    pub oauth2: String,
+    /// Impersonation: `{iamcredentials}/v1/projects/-/serviceAccounts/SA:generateAccessToken`.
+    pub iamcredentials: String,
 }
 
 #[derive(Debug, Clone)]
@@ -256,7 +267,34 @@ impl Config {
                 &at,
             )?,
             asset: endpoint(raw.gcp.endpoints.asset, "https://cloudasset.googleapis.com", "gcp.endpoints.asset", &at)?,
+            oauth2: endpoint(raw.gcp.endpoints.oauth2, "https://oauth2.googleapis.com", "gcp.endpoints.oauth2", &at)?,
+            iamcredentials: endpoint(
+                raw.gcp.endpoints.iamcredentials,
+                "https://iamcredentials.googleapis.com",
+                "gcp.endpoints.iamcredentials",
+                &at,
+            )?,
         };
+
+        let impersonate_service_account = match &raw.gcp.impersonate_service_account {
+            Some(sa) => Some(
+                crate::collect::auth::service_account_name(sa.get_ref())
+                    .map_err(|e| at(sa.span(), format!("gcp.impersonate_service_account: {e}")))?,
+            ),
+            None => None,
+        };
+        let mut delegates = Vec::new();
+        for d in &raw.gcp.delegates {
+            if impersonate_service_account.is_none() {
+                return Err(at(d.span(), "gcp.delegates needs gcp.impersonate_service_account".into()));
+            }
+            let email = crate::collect::auth::service_account_name(d.get_ref())
+                .map_err(|e| at(d.span(), format!("gcp.delegates: {e}")))?;
+            delegates.push(crate::collect::auth::delegate_name(&email));
+        }
+        if let Some(q) = &raw.gcp.quota_project {
+            validate_identifier(q.get_ref()).map_err(|m| at(q.span(), format!("gcp.quota_project: {m}")))?;
+        }
 
         let concurrency = raw.gcp.concurrency.unwrap_or_else(|| Spanned::new(0..0, 16));
         if !(1..=1024).contains(concurrency.get_ref()) {
@@ -310,6 +348,9 @@ impl Config {
             gcp: Gcp {
                 credentials_file: raw.gcp.credentials_file.map(|p| base.join(p)),
                 allow_world_readable_credentials: raw.gcp.allow_world_readable_credentials,
+                impersonate_service_account,
+                delegates,
+                quota_project: raw.gcp.quota_project.map(Spanned::into_inner),
                 concurrency: *concurrency.get_ref(),
                 request_timeout: raw.gcp.request_timeout.0,
                 token_timeout: raw.gcp.token_timeout.0,
@@ -430,6 +471,9 @@ pub const DEFAULT_CRON: &str = "*/15 * * * *";
 struct RawGcp {
     credentials_file: Option<PathBuf>,
     allow_world_readable_credentials: bool,
+    impersonate_service_account: Option<Spanned<String>>,
+    delegates: Vec<Spanned<String>>,
+    quota_project: Option<Spanned<String>>,
     concurrency: Option<Spanned<usize>>,
     request_timeout: HumanDuration,
     token_timeout: HumanDuration,
@@ -446,6 +490,9 @@ impl Default for RawGcp {
         RawGcp {
             credentials_file: None,
             allow_world_readable_credentials: false,
+            impersonate_service_account: None,
+            delegates: Vec::new(),
+            quota_project: None,
             concurrency: None,
             request_timeout: HumanDuration(Duration::from_secs(30)),
             token_timeout: HumanDuration(Duration::from_secs(30)),
@@ -467,6 +514,8 @@ struct RawEndpoints {
     binaryauthorization: Option<Spanned<String>>,
     resourcemanager: Option<Spanned<String>>,
     asset: Option<Spanned<String>>,
+    oauth2: Option<Spanned<String>>,
+    iamcredentials: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -612,6 +661,33 @@ mod tests {
     #[test]
     fn a_gcp_source_without_projects_is_refused() {
         assert!(parse("").unwrap_err().contains("needs projects"));
+    }
+
+    #[test]
+    fn impersonation_delegates_and_quota_project_are_checked() {
+        let base = "[scope]\nprojects=[\"p\"]\n[gcp]\n";
+        let c = parse(&format!(
+            "{base}impersonate_service_account = \"projects/-/serviceAccounts/a@h.iam.gserviceaccount.com\"\ndelegates = [\"hop@p.iam.gserviceaccount.com\"]\nquota_project = \"bill-1\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.gcp.impersonate_service_account.as_deref(), Some("a@h.iam.gserviceaccount.com"));
+        assert_eq!(c.gcp.delegates, vec!["projects/-/serviceAccounts/hop@p.iam.gserviceaccount.com"]);
+        assert_eq!(c.gcp.quota_project.as_deref(), Some("bill-1"));
+        assert_eq!(c.gcp.endpoints.oauth2, "https://oauth2.googleapis.com");
+        assert_eq!(c.gcp.endpoints.iamcredentials, "https://iamcredentials.googleapis.com");
+        let cases = [
+            ("impersonate_service_account = \"projects/p/serviceAccounts/a@b.c\"\n", "4:31", "must be \"-\""),
+            ("impersonate_service_account = \"a/../b@c.d\"\n", "4:31", "not a service account email"),
+            ("delegates = [\"hop@p.iam.gserviceaccount.com\"]\n", "4:14", "needs gcp.impersonate_service_account"),
+            ("quota_project = \"Bill Me\"\n", "4:17", "gcp.quota_project"),
+        ];
+        for (extra, pos, needle) in cases {
+            let err = parse(&format!("{base}{extra}")).unwrap_err();
+            assert!(
+                err.starts_with(&format!("/etc/b/config.toml:{pos}: ")) && err.contains(needle),
+                "{extra} gave {err}"
+            );
+        }
     }
 
     #[test]

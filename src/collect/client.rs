@@ -108,8 +108,25 @@ pub struct Listing<T> {
     pub unreachable: Vec<String>,
 }
 
+/// The settings of the one HTTP client Google is reached with, API calls and token requests
+/// alike. Proxies come from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`) when it is
+/// built. Redirects are not followed: Google's APIs and token endpoints do not redirect, and a
+/// 307/308 would re-send a refresh token or subject token to another host.
+pub fn http_builder(request_timeout: Duration) -> reqwest::ClientBuilder {
+    // reqwest is built without a default crypto provider (see Cargo.toml): ring it is.
+    // Already installed (by main, or an earlier client) is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(concat!("binauthz-auditor/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(request_timeout.min(Duration::from_secs(10)))
+        .timeout(request_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+}
+
 impl ApiClient {
+    /// `http` comes from `http_builder`; `tokens` were built on the same client.
     pub fn new(
+        http: reqwest::Client,
         tokens: Tokens,
         concurrency: usize,
         request_timeout: Duration,
@@ -117,15 +134,6 @@ impl ApiClient {
         rate_limits: RateLimits,
         metrics: ClientMetrics,
     ) -> Result<Arc<ApiClient>, String> {
-        // reqwest is built without a default crypto provider (see Cargo.toml): ring it is.
-        // Already installed (by main, or an earlier client) is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("binauthz-auditor/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(request_timeout.min(Duration::from_secs(10)))
-            .timeout(request_timeout)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let pacers = HashMap::from([
             (Api::Run, Pacer::new(rate_limits.run)),
             (Api::Functions, Pacer::new(rate_limits.functions)),
@@ -228,7 +236,7 @@ impl ApiClient {
         // The permit comes first: a token fetched before a long wait in the queue could expire
         // before it is used.
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
-        // gcp_auth serves tokens from its cache, so only failures are worth counting.
+        // Tokens come from a cache, so only failures are worth counting.
         let token = self.tokens.token().await.inspect_err(|_| {
             self.metrics.requests.with_label_values(&[Api::Token.as_str(), "error"]).inc();
         })?;
@@ -239,7 +247,11 @@ impl ApiClient {
                 ApiError::Transport { endpoint: endpoint.to_owned(), message: error_chain(&e.without_url()) }
             }
         };
-        let mut response = self.http.get(url).query(query).bearer_auth(token).send().await.map_err(transport)?;
+        let mut request = self.http.get(url).query(query).bearer_auth(token);
+        if let Some(project) = self.tokens.quota_project() {
+            request = request.header("x-goog-user-project", project);
+        }
+        let mut response = request.send().await.map_err(transport)?;
         let status = response.status();
         let header_delay = response
             .headers()

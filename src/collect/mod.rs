@@ -130,13 +130,16 @@ async fn per_project<S: PerProject, T>(
 
 fn api_client(config: &Config, metrics: client::ClientMetrics) -> Result<std::sync::Arc<client::ApiClient>, String> {
     let gcp = &config.gcp;
-    let tokens =
-        auth::Tokens::new(gcp.credentials_file.as_deref(), gcp.allow_world_readable_credentials, gcp.token_timeout)?;
+    // One client for API calls and token requests alike, so both honour the same proxy settings.
+    let request_timeout = gcp.request_timeout;
+    let http =
+        client::http_builder(request_timeout).build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let tokens = auth::Tokens::new(gcp, http.clone(), move || client::http_builder(request_timeout))?;
     let retry = client::RetryPolicy {
         max_retries: gcp.max_retries,
         min_delay: gcp.retry_min_delay,
         max_delay: gcp.retry_max_delay,
         ..Default::default()
     };
-    client::ApiClient::new(tokens, gcp.concurrency, gcp.request_timeout, retry, gcp.rate_limits, metrics)
+    client::ApiClient::new(http, tokens, gcp.concurrency, gcp.request_timeout, retry, gcp.rate_limits, metrics)
 }

@@ -1,5 +1,5 @@
-//! An in-process fake of the Google APIs the auditor reads, speaking real HTTP: OAuth token
-//! endpoint (verifies the signed JWT), Cloud Run v1 locations, Cloud Run v2 lists, Cloud
+//! An in-process fake of the Google APIs the auditor reads, speaking real HTTP: the credential
+//! endpoints of `fake_auth` (OAuth, STS, IAM Credentials, metadata servers), Cloud Run v1 locations, Cloud Run v2 lists, Cloud
 //! Functions v2, Binary Authorization v1 and Resource Manager v3 search, with Google's
 //! pagination and `google.rpc.Status` error bodies, plus injectable faults and latency.
 
@@ -15,12 +15,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use base64::Engine;
 use serde_json::{Value, json};
+
+use super::fake_auth::{AuthWorld, is_credential_path};
 
 pub const TEST_KEY_PEM: &str = include_str!("../fixtures/test-only-service-account-key.pem");
 const TEST_PUBLIC_KEY_DER: &[u8] = include_bytes!("../fixtures/test-only-service-account-key.pub.der");
@@ -99,6 +101,10 @@ pub struct RequestRecord {
     pub method: String,
     pub path: String,
     pub query: Vec<(String, String)>,
+    /// Who made it: the identity its bearer token was issued to.
+    pub identity: Option<String>,
+    /// Its `x-goog-user-project` header.
+    pub user_project: Option<String>,
 }
 
 /// A request that changes something, with both bodies (JSON), as the fake received and answered.
@@ -151,9 +157,35 @@ pub struct World {
     /// Requests being answered now, and the most ever at once, by path.
     pub in_flight: BTreeMap<String, usize>,
     pub max_in_flight: BTreeMap<String, usize>,
+    /// Credentials: who is who, who may impersonate whom, what was asked for tokens.
+    pub auth: AuthWorld,
 }
 
 impl World {
+    /// A new token for `identity`, named after it.
+    pub fn issue(&mut self, identity: &str) -> String {
+        let token = format!("ya29.fake-{}.{identity}", self.issued_tokens.len() + 1);
+        self.issued_tokens.push(token.clone());
+        self.token_issued_at.insert(token.clone(), std::time::Instant::now());
+        self.auth.identities.insert(token.clone(), identity.to_owned());
+        token
+    }
+
+    /// Issued here and not past `token_valid_for`.
+    pub fn fresh(&self, token: &str) -> bool {
+        let valid_for = self.auth.valid_for.get(token).copied().or(self.token_valid_for);
+        self.issued_tokens.iter().any(|t| t == token)
+            && match (valid_for, self.token_issued_at.get(token)) {
+                (Some(valid), Some(issued)) => issued.elapsed() < valid,
+                _ => true,
+            }
+    }
+
+    /// The API requests (not token requests) and who made them.
+    pub fn api_requests(&self) -> Vec<RequestRecord> {
+        self.log.iter().filter(|r| !is_credential_path(&r.path)).cloned().collect()
+    }
+
     pub fn project(&mut self, id: &str) -> &mut FakeProject {
         self.projects.entry(id.into()).or_insert_with(|| FakeProject {
             locations: vec!["us-central1".into(), "europe-west1".into()],
@@ -181,8 +213,7 @@ impl FakeGoogle {
     pub async fn start(world: World) -> FakeGoogle {
         let world =
             Arc::new(Mutex::new(World { page_size: if world.page_size == 0 { 2 } else { world.page_size }, ..world }));
-        let app = Router::new()
-            .route("/token", post(token))
+        let app = super::fake_auth::routes(Router::new())
             .route("/v1/projects/{project}/locations", get(locations))
             .route("/v1/projects/{project}/policy", get(policy))
             .route("/v2/projects/{project}/locations/{location}/{collection}", get(list))
@@ -327,26 +358,18 @@ async fn faults_auth_and_log(State(world): State<Shared>, request: Request, next
         .unwrap_or_default();
     let (latency, fault, authorized, recorded) = {
         let mut w = world.lock().unwrap();
-        w.log.push(RecordRequest::from(&request, query));
+        let bearer = super::fake_auth::bearer(request.headers());
+        let identity = bearer.as_ref().and_then(|t| w.auth.identities.get(t).cloned());
+        w.log.push(RecordRequest::from(&request, query, identity));
         let fault = w.faults.iter_mut().find(|f| path_and_query.contains(&f.matching) && f.times != Some(0)).map(|f| {
             if let Some(n) = f.times.as_mut() {
                 *n -= 1;
             }
             f.clone()
         });
-        let bearer = request
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::to_owned);
-        let fresh = |t: &String| match (w.token_valid_for, w.token_issued_at.get(t)) {
-            (Some(valid), Some(issued)) => issued.elapsed() < valid,
-            _ => true,
-        };
-        let authorized = request.uri().path() == "/token"
+        let authorized = is_credential_path(request.uri().path())
             || (w.anonymous_ok && bearer.is_none())
-            || bearer.is_some_and(|t| w.issued_tokens.contains(&t) && fresh(&t));
+            || bearer.is_some_and(|t| w.fresh(&t));
         let recorded = w.recorded.get(request.uri().path()).filter(|_| request.method() == "GET").cloned();
         (w.latency, fault, authorized, recorded)
     };
@@ -410,43 +433,22 @@ async fn record_writes(State(world): State<Shared>, request: Request, next: Next
 struct RecordRequest;
 
 impl RecordRequest {
-    fn from(request: &Request, query: Vec<(String, String)>) -> RequestRecord {
-        RequestRecord { method: request.method().to_string(), path: request.uri().path().to_owned(), query }
-    }
-}
-
-/// The OAuth 2.0 JWT-bearer grant: checks the assertion's signature against the test key
-/// and its claims, then issues an opaque token.
-async fn token(State(world): State<Shared>, headers: HeaderMap, body: String) -> Response {
-    let form: BTreeMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
-    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !content_type.starts_with("application/x-www-form-urlencoded")
-        || form.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
-    {
-        return oauth_error("unsupported_grant_type");
-    }
-    let Some(assertion) = form.get("assertion") else { return oauth_error("invalid_request") };
-    match verify_assertion(assertion) {
-        Ok(()) => {
-            let mut w = world.lock().unwrap();
-            let token = format!("ya29.fake-{}", w.issued_tokens.len() + 1);
-            w.issued_tokens.push(token.clone());
-            w.token_issued_at.insert(token.clone(), std::time::Instant::now());
-            let expires_in = w.token_expires_in.unwrap_or(3599);
-            axum::Json(json!({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})).into_response()
-        }
-        Err(why) => {
-            eprintln!("fake token endpoint refused an assertion: {why}");
-            oauth_error("invalid_grant")
+    fn from(request: &Request, query: Vec<(String, String)>, identity: Option<String>) -> RequestRecord {
+        let user_project =
+            request.headers().get("x-goog-user-project").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        RequestRecord {
+            method: request.method().to_string(),
+            path: request.uri().path().to_owned(),
+            query,
+            identity,
+            user_project,
         }
     }
 }
 
-fn oauth_error(error: &str) -> Response {
-    (StatusCode::BAD_REQUEST, axum::Json(json!({"error": error, "error_description": error}))).into_response()
-}
-
-fn verify_assertion(jwt: &str) -> Result<(), String> {
+/// Checks a JWT-bearer assertion's signature against the test key and its claims; returns its
+/// issuer (the service account the key belongs to).
+pub fn verify_assertion(jwt: &str) -> Result<String, String> {
     // gcp_auth pads its base64url segments; tolerate both forms.
     let decode = |s: &str| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|e| e.to_string())
@@ -462,10 +464,16 @@ fn verify_assertion(jwt: &str) -> Result<(), String> {
     if !scope.split(' ').any(|s| s == "https://www.googleapis.com/auth/cloud-platform") {
         return Err(format!("unexpected scope {scope:?}"));
     }
-    if claims["iss"] != "auditor@auditor-host.iam.gserviceaccount.com" {
-        return Err("wrong issuer".into());
+    if !claims["aud"].as_str().is_some_and(|a| a.ends_with("/token")) {
+        return Err(format!("unexpected audience {}", claims["aud"]));
     }
-    Ok(())
+    let now = chrono::Utc::now().timestamp();
+    if !(claims["iat"].as_i64().is_some_and(|t| (t - now).abs() < 300)
+        && claims["exp"].as_i64().is_some_and(|t| t > now))
+    {
+        return Err("iat or exp out of range".into());
+    }
+    claims["iss"].as_str().filter(|i| i.contains('@')).map(str::to_owned).ok_or_else(|| "no issuer".to_string())
 }
 
 /// Google answers 403 for projects that do not exist or that the caller cannot see.

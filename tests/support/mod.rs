@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod discovery;
+pub mod fake_auth;
 pub mod fake_google;
 pub mod gcloud;
 pub mod gcloud_fake;
+pub mod proxy;
 pub mod resources;
 pub mod run;

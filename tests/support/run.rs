@@ -77,11 +77,22 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `run --config` and waits until it answers /healthz.
     pub async fn start(config: &Path) -> Daemon {
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command.env("RUST_LOG", "info").stderr(Stdio::inherit());
+        Daemon::spawn(command, config).await
+    }
+
+    /// `start` with exactly `env` as its environment, its log written to `log`.
+    pub async fn start_with(config: &Path, env: &[(String, String)], log: &Path) -> Daemon {
+        let mut command = Command::new(BIN);
+        command.env_clear().envs(env.iter().cloned()).stderr(std::fs::File::create(log).unwrap());
+        Daemon::spawn(command, config).await
+    }
+
+    async fn spawn(mut command: Command, config: &Path) -> Daemon {
+        let child = command
             .args(["run", "--config", config.to_str().unwrap()])
-            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .expect("start the daemon");
