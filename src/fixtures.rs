@@ -61,6 +61,7 @@ pub fn enforcing_policy(patterns: &[&str]) -> Policy {
         evaluation_mode: "REQUIRE_ATTESTATION".into(),
         enforcement_mode: "ENFORCED_BLOCK_AND_AUDIT_LOG".into(),
         global_policy_evaluation_mode: "ENABLE".into(),
+        require_attestations_by: vec!["projects/p/attestors/built-by-ci".into()],
     }
 }
 

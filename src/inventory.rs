@@ -185,6 +185,9 @@ pub struct Policy {
     pub evaluation_mode: String,
     pub enforcement_mode: String,
     pub global_policy_evaluation_mode: String,
+    /// The attestors the default rule requires (REQUIRE_ATTESTATION).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub require_attestations_by: Vec<String>,
 }
 
 /// Everything collected about one project in one cycle.

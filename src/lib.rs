@@ -5,6 +5,7 @@
 //! [`daemon`] schedules cycles and serves the results; [`cli`] dispatches the commands.
 
 pub mod alertmanager;
+pub mod attest;
 pub mod audit;
 pub mod cli;
 pub mod collect;

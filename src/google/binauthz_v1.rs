@@ -15,6 +15,52 @@ pub struct AdmissionWhitelistPattern {
 pub struct AdmissionRule {
     pub evaluation_mode: Option<String>,
     pub enforcement_mode: Option<String>,
+    /// `projects/P/attestors/A`: every one must have attested an image (REQUIRE_ATTESTATION).
+    pub require_attestations_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PkixPublicKey {
+    pub public_key_pem: String,
+    pub signature_algorithm: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AttestorPublicKey {
+    /// What a signature's `publicKeyId` must equal exactly.
+    pub id: String,
+    pub pkix_public_key: Option<PkixPublicKey>,
+    pub ascii_armored_pgp_public_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct UserOwnedGrafeasNote {
+    /// `projects/P/notes/N`: attestations are occurrences of this note.
+    pub note_reference: String,
+    /// Empty: the attestor never finds a valid attestation.
+    pub public_keys: Vec<AttestorPublicKey>,
+}
+
+/// `GET /v1/projects/P/attestors/A`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Attestor {
+    pub name: String,
+    pub etag: String,
+    pub user_owned_grafeas_note: Option<UserOwnedGrafeasNote>,
+}
+
+/// `POST .../attestors/A:validateAttestationOccurrence`: Google's own verdict on an
+/// attestation, for keys the auditor does not verify itself (PGP, P-521, ML-DSA).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ValidateAttestationOccurrenceResponse {
+    /// `VERIFIED` or `ATTESTATION_NOT_VERIFIABLE`.
+    pub result: String,
+    pub denial_reason: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -42,6 +88,7 @@ impl From<PolicyResource> for Policy {
             global_policy_evaluation_mode: p
                 .global_policy_evaluation_mode
                 .unwrap_or_else(|| "GLOBAL_POLICY_EVALUATION_MODE_UNSPECIFIED".into()),
+            require_attestations_by: rule.require_attestations_by,
         }
     }
 }

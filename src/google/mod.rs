@@ -2,6 +2,7 @@
 //! unknown enum values included) and their mapping onto the inventory.
 
 pub mod binauthz_v1;
+pub mod containeranalysis_v1;
 pub mod functions_v1;
 pub mod functions_v2;
 pub mod resourcemanager_v3;
