@@ -263,7 +263,13 @@ async fn panels_without_data(prom: &str) -> Vec<String> {
                 .replace("${project}", ".*")
                 .replace("$project", ".*")
                 .replace("${kind}", ".*")
-                .replace("$kind", ".*");
+                .replace("$kind", ".*")
+                .replace("${cluster}", ".*")
+                .replace("$cluster", ".*")
+                .replace("${job}", "binauthz-auditor")
+                .replace("$job", "binauthz-auditor")
+                .replace("${instance}", ".*")
+                .replace("$instance", ".*");
             let answer = http_client()
                 .get(format!("{prom}/api/v1/query"))
                 .query(&[("query", &query)])
