@@ -178,8 +178,8 @@ impl Pusher {
             let token =
                 std::fs::read_to_string(file).map_err(|e| format!("bearer_token_file {}: {e}", file.display()))?;
             request = request.bearer_auth(token.trim());
-        }
-        if let Some((user, file)) = &self.config.basic_auth {
+        } else if let Some((user, file)) = &self.config.basic_auth {
+            // `else`: one Authorization header at most (the config refuses both as well).
             let password = std::fs::read_to_string(file)
                 .map_err(|e| format!("basic_auth_password_file {}: {e}", file.display()))?;
             request = request.basic_auth(user, Some(password.trim()));

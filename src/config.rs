@@ -124,6 +124,31 @@ pub struct Server {
     pub listen: SocketAddr,
     /// exporter-toolkit web config: TLS and basic auth.
     pub web_config: Option<PathBuf>,
+    pub limits: ServerLimits,
+}
+
+/// What one client may hold of the endpoint (see docs/security.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Connections served at once; at the cap, idle ones are closed to make room.
+    pub max_connections: usize,
+    /// From accept (TLS handshake included), or from a request's first byte, to its last header.
+    pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// How long a response may take to be delivered, once its request was read.
+    pub write_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            write_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,6 +326,18 @@ impl Config {
             return Err(at(concurrency.span(), "gcp.concurrency must be between 1 and 1024".into()));
         }
 
+        let max_connections = raw.server.max_connections.unwrap_or_else(|| Spanned::new(0..0, 1024));
+        if !(1..=65_536).contains(max_connections.get_ref()) {
+            return Err(at(max_connections.span(), "server.max_connections must be between 1 and 65536".into()));
+        }
+        let defaults = ServerLimits::default();
+        let limits = ServerLimits {
+            max_connections: *max_connections.get_ref(),
+            header_read_timeout: raw.server.header_read_timeout.map_or(defaults.header_read_timeout, |d| d.0),
+            idle_timeout: raw.server.idle_timeout.map_or(defaults.idle_timeout, |d| d.0),
+            write_timeout: raw.server.write_timeout.map_or(defaults.write_timeout, |d| d.0),
+        };
+
         let alertmanager = match raw.alertmanager {
             None => None,
             Some(am) => {
@@ -310,6 +347,13 @@ impl Config {
                 }
                 if urls.is_empty() {
                     return Err(ConfigError(format!("{}: [alertmanager] needs urls = [...]", path.display())));
+                }
+                // Two Authorization headers would reach Alertmanager, which honours neither reliably.
+                if let (Some(token), Some(_)) = (&am.bearer_token_file, &am.basic_auth_username) {
+                    return Err(at(
+                        token.span(),
+                        "alertmanager.bearer_token_file and basic_auth_username/basic_auth_password_file exclude each other: set one".into(),
+                    ));
                 }
                 let basic_auth = match (am.basic_auth_username, am.basic_auth_password_file) {
                     (Some(user), Some(file)) => Some((user, base.join(file))),
@@ -323,7 +367,7 @@ impl Config {
                 };
                 Some(Alertmanager {
                     urls,
-                    bearer_token_file: am.bearer_token_file.map(|p| base.join(p)),
+                    bearer_token_file: am.bearer_token_file.map(|p| base.join(p.into_inner())),
                     basic_auth,
                     timeout: am.timeout.0,
                 })
@@ -365,7 +409,11 @@ impl Config {
                 accepted_policies: raw.rules.accepted_policies,
                 allow_breakglass: raw.rules.allow_breakglass,
             },
-            server: Server { listen: raw.server.listen, web_config: raw.server.web_config.map(|p| base.join(p)) },
+            server: Server {
+                listen: raw.server.listen,
+                web_config: raw.server.web_config.map(|p| base.join(p)),
+                limits,
+            },
             source,
         })
     }
@@ -394,12 +442,35 @@ fn endpoint(
     let Some(value) = value else {
         return Ok(default.to_owned());
     };
-    let url = reqwest::Url::parse(value.get_ref())
-        .map_err(|e| at(value.span(), format!("{key}: {e}: {:?}", value.get_ref())))?;
+    // Errors quote the URL without any user:password part: they end up in logs.
+    let shown = without_userinfo(value.get_ref());
+    let url = reqwest::Url::parse(value.get_ref()).map_err(|e| at(value.span(), format!("{key}: {e}: {shown:?}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(at(value.span(), format!("{key}: {:?} is not an http(s) URL", value.get_ref())));
+        return Err(at(value.span(), format!("{key}: {shown:?} is not an http(s) URL")));
+    }
+    // A password in a URL leaks into metric labels and logs, and reqwest would send it as a
+    // second Authorization header next to basic_auth_*/bearer_token_file.
+    if !url.username().is_empty() || url.password().is_some() {
+        let hint = if key == "alertmanager.urls" {
+            "; use alertmanager.basic_auth_username and basic_auth_password_file"
+        } else {
+            ""
+        };
+        return Err(at(value.span(), format!("{key}: {shown:?} carries credentials (user:password@), refused{hint}")));
     }
     Ok(value.get_ref().trim_end_matches('/').to_owned())
+}
+
+/// `scheme://user:pass@host/...` -> `scheme://***@host/...`; anything else unchanged.
+fn without_userinfo(raw: &str) -> String {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return raw.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => raw.to_owned(),
+    }
 }
 
 fn position(path: &Path, text: &str, span: Range<usize>) -> String {
@@ -427,7 +498,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawAlertmanager {
     urls: Vec<Spanned<String>>,
-    bearer_token_file: Option<PathBuf>,
+    bearer_token_file: Option<Spanned<PathBuf>>,
     basic_auth_username: Option<String>,
     basic_auth_password_file: Option<PathBuf>,
     #[serde(default = "ten_seconds")]
@@ -530,11 +601,22 @@ struct RawRules {
 struct RawServer {
     listen: SocketAddr,
     web_config: Option<PathBuf>,
+    max_connections: Option<Spanned<usize>>,
+    header_read_timeout: Option<HumanDuration>,
+    idle_timeout: Option<HumanDuration>,
+    write_timeout: Option<HumanDuration>,
 }
 
 impl Default for RawServer {
     fn default() -> Self {
-        RawServer { listen: SocketAddr::from(([127, 0, 0, 1], 9464)), web_config: None }
+        RawServer {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            web_config: None,
+            max_connections: None,
+            header_read_timeout: None,
+            idle_timeout: None,
+            write_timeout: None,
+        }
     }
 }
 
@@ -656,6 +738,34 @@ mod tests {
             parse("[scope]\nprojects=[\"p\"]\n[alertmanager]\nurls = [\"http://am\"]\nbasic_auth_username = \"u\"\n")
                 .unwrap_err();
         assert!(err.contains("go together"), "{err}");
+    }
+
+    #[test]
+    fn alertmanager_credentials_never_ride_in_the_url() {
+        let err =
+            parse("[scope]\nprojects=[\"p\"]\n[alertmanager]\nurls = [\"http://am:s3cret@am:9093\"]\n").unwrap_err();
+        assert!(err.starts_with("/etc/b/config.toml:4:9: alertmanager.urls: "), "{err}");
+        assert!(err.contains("basic_auth_username and basic_auth_password_file"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        let err =
+            parse("[scope]\nprojects=[\"p\"]\n[alertmanager]\nurls = [\"http://u:s3cret@am:bad\"]\n").unwrap_err();
+        assert!(!err.contains("s3cret") && err.contains("***@am:bad"), "{err}");
+        let both = "[scope]\nprojects=[\"p\"]\n[alertmanager]\nurls = [\"http://am\"]\nbearer_token_file = \"t\"\nbasic_auth_username = \"u\"\nbasic_auth_password_file = \"p\"\n";
+        let err = parse(both).unwrap_err();
+        assert!(err.starts_with("/etc/b/config.toml:5:21: ") && err.contains("exclude each other"), "{err}");
+    }
+
+    #[test]
+    fn server_limits_have_defaults_and_bounds() {
+        let c = parse("[scope]\nprojects=[\"p\"]\n").unwrap();
+        assert_eq!(c.server.limits, ServerLimits::default());
+        let c = parse("[scope]\nprojects=[\"p\"]\n[server]\nmax_connections = 10\nidle_timeout = \"5s\"\n").unwrap();
+        assert_eq!(c.server.limits.max_connections, 10);
+        assert_eq!(c.server.limits.idle_timeout, Duration::from_secs(5));
+        let err = parse("[scope]\nprojects=[\"p\"]\n[server]\nmax_connections = 0\n").unwrap_err();
+        assert!(err.starts_with("/etc/b/config.toml:4:19: server.max_connections"), "{err}");
+        let err = parse("[scope]\nprojects=[\"p\"]\n[server]\nheader_read_timeout = \"0s\"\n").unwrap_err();
+        assert!(err.starts_with("/etc/b/config.toml:4:23: ") && err.contains("greater than zero"), "{err}");
     }
 
     #[test]

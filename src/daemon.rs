@@ -3,13 +3,11 @@
 
 use std::future::pending;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::Utc;
 use sd_notify::NotifyState;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::alertmanager::{PushState, Pusher, plan};
@@ -19,10 +17,8 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::metrics::{Metrics, SharedState};
 use crate::report::Summary;
-use crate::server::basic_auth::BasicAuth;
-use crate::server::tls::TlsSwitch;
+use crate::server::Endpoint;
 use crate::server::web_config::WebConfig;
-use crate::server::{AppState, router, serve};
 use crate::signals::{Event, Signals};
 use crate::suppress::Suppressions;
 
@@ -76,24 +72,10 @@ pub async fn run(config_path: &Path) -> Result<(), AppError> {
     let mut signals = Signals::new().map_err(AppError::Signals)?;
 
     let listen = current.config.server.listen;
-    let listener = TcpListener::bind(listen).await.map_err(|source| AppError::Bind { addr: listen, source })?;
-    let auth = Arc::new(BasicAuth::default());
-    auth.set_users(current.web.users.clone());
-    let tls: Option<TlsSwitch> = current.web.tls.clone().map(|c| Arc::new(RwLock::new(c)));
-    if !listen.ip().is_loopback() && tls.is_none() && !auth.enabled() {
-        tracing::warn!(%listen, "serving metrics and the report on a non-loopback address without TLS or authentication; see [server] web_config");
-    }
-    let (stop_server, server_stopped) = watch::channel(false);
-    let app = router(AppState { metrics: Arc::clone(&metrics), state: Arc::clone(&state) }, Arc::clone(&auth));
-    let mut server = tokio::spawn(serve(listener, app, tls.clone(), async move {
-        let mut stopped = server_stopped;
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
+    let mut endpoint = Endpoint::start(&current.config, &current.web, Arc::clone(&metrics), Arc::clone(&state)).await?;
     tracing::info!(%listen, schedule = %current.config.schedule, config = %config_path.display(), "binauthz-auditor started");
     notify(&[NotifyState::Ready, NotifyState::Status("waiting for the first audit cycle")]);
 
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let generator_url = format!("{scheme}://{listen}/report");
     let mut push_state = PushState::default();
     let mut watchdog = watchdog_interval();
     let mut cycle: Option<JoinHandle<AuditOutcome>> = current.config.run_on_start.then(|| current.spawn_cycle());
@@ -105,7 +87,7 @@ pub async fn run(config_path: &Path) -> Result<(), AppError> {
         tokio::select! {
             event = signals.next() => match event {
                 Event::Shutdown => break,
-                Event::Reload => reload(config_path, &metrics, &mut current, &auth, tls.as_ref()),
+                Event::Reload => reload(config_path, &metrics, &mut current, &mut endpoint).await,
             },
             finished = finished(&mut cycle) => {
                 cycle = None;
@@ -115,6 +97,7 @@ pub async fn run(config_path: &Path) -> Result<(), AppError> {
                         if let Some(pusher) = &current.pusher {
                             // Alerts outlive three missed cycles, then lapse on their own.
                             let hold = cycle_interval(&current.config.schedule) * 3;
+                            let generator_url = endpoint.url("/report");
                             let (alerts, next) = plan(&state.load(), &push_state, Utc::now(), hold, &generator_url);
                             push_state = next;
                             pusher.push(alerts);
@@ -137,14 +120,7 @@ pub async fn run(config_path: &Path) -> Result<(), AppError> {
             }
             _ = tick(&mut watchdog) => notify(&[NotifyState::Watchdog]),
             // The server only ends by itself on an error: exit, so that systemd restarts us.
-            served = &mut server => {
-                let why = match served {
-                    Ok(Ok(())) => "stopped unexpectedly".to_owned(),
-                    Ok(Err(e)) => e.to_string(),
-                    Err(e) => e.to_string(),
-                };
-                return Err(AppError::Serve(why));
-            }
+            why = endpoint.failed() => return Err(AppError::Serve(why)),
         }
     }
 
@@ -153,10 +129,7 @@ pub async fn run(config_path: &Path) -> Result<(), AppError> {
     if let Some(running) = cycle {
         running.abort();
     }
-    let _ = stop_server.send(true);
-    if tokio::time::timeout(SERVER_DRAIN, server).await.is_err() {
-        tracing::warn!("HTTP connections still open after {SERVER_DRAIN:?}; closing them");
-    }
+    endpoint.shutdown(SERVER_DRAIN).await;
     Ok(())
 }
 
@@ -219,23 +192,15 @@ fn publish(state: &SharedState, metrics: &Metrics, outcome: AuditOutcome, suppre
     notify(&[NotifyState::Status(&status)]);
 }
 
-fn reload(path: &Path, metrics: &Metrics, current: &mut Generation, auth: &BasicAuth, tls: Option<&TlsSwitch>) {
-    match Generation::load(path, metrics) {
+async fn reload(path: &Path, metrics: &Metrics, current: &mut Generation, endpoint: &mut Endpoint) {
+    // The endpoint serves the new listener settings (address, TLS, users, limits) or the
+    // whole reload fails: it never reports success while serving the old ones.
+    let loaded = match Generation::load(path, metrics) {
+        Ok(next) => endpoint.apply(&next.config, &next.web, SERVER_DRAIN).await.map(|()| next).map_err(AppError::Setup),
+        Err(e) => Err(e),
+    };
+    match loaded {
         Ok(next) => {
-            if next.config.server.listen != current.config.server.listen {
-                tracing::warn!(
-                    old = %current.config.server.listen,
-                    new = %next.config.server.listen,
-                    "server.listen changes take effect on restart"
-                );
-            }
-            auth.set_users(next.web.users.clone());
-            match (tls, &next.web.tls) {
-                // Certificate rotation: new handshakes use the new certificate.
-                (Some(switch), Some(config)) => *switch.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(config),
-                (None, None) => {}
-                _ => tracing::warn!("switching between plain HTTP and TLS takes effect on restart"),
-            }
             *current = next;
             record_reload(metrics, true);
             tracing::info!(config = %path.display(), "configuration reloaded");

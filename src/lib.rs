@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod policy_edit;
 pub mod report;
 pub mod schedule;
+pub mod secret_file;
 pub mod server;
 pub mod signals;
 pub mod state;

@@ -1,27 +1,49 @@
 //! The HTTP endpoints: `/metrics`, `/report`, `/healthz` and a landing page, over plain HTTP
-//! or TLS, optionally behind basic auth.
+//! or TLS, optionally behind basic auth, hardened against hostile clients (docs/security.md).
+//!
+//! `endpoint` is what the daemon uses; `listener` accepts under a connection cap,
+//! `connection` serves one connection under its timeouts, `bodies` shares rendered bodies.
 
+mod attempts;
 pub mod basic_auth;
+mod bcrypt_gate;
+mod bodies;
+mod connection;
+pub mod endpoint;
+mod fds;
+mod listener;
 pub mod tls;
 pub mod web_config;
-
-use std::future::Future;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 
-use crate::metrics::{Metrics, SharedState};
+use crate::metrics::{Metrics, SharedState, render_audit};
 use crate::report::Report;
+use crate::state::Published;
+use bodies::{PerPublished, SharedBody};
+
+pub use endpoint::Endpoint;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub metrics: Arc<Metrics>,
-    pub state: Arc<SharedState>,
+    metrics: Arc<Metrics>,
+    state: Arc<SharedState>,
+    metrics_bodies: Arc<PerPublished>,
+    report_bodies: Arc<PerPublished>,
+}
+
+impl AppState {
+    pub fn new(metrics: Arc<Metrics>, state: Arc<SharedState>) -> AppState {
+        AppState { metrics, state, metrics_bodies: Arc::default(), report_bodies: Arc::default() }
+    }
 }
 
 pub fn router(app: AppState, auth: Arc<basic_auth::BasicAuth>) -> Router {
@@ -32,21 +54,6 @@ pub fn router(app: AppState, auth: Arc<basic_auth::BasicAuth>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(axum::middleware::from_fn_with_state(auth, basic_auth::require))
         .with_state(app)
-}
-
-/// Serves until `shutdown` resolves, over TLS when a configuration is given.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    tls: Option<tls::TlsSwitch>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    match tls {
-        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
-        Some(config) => {
-            axum::serve(tls::TlsListener::new(listener, config)?, app).with_graceful_shutdown(shutdown).await
-        }
-    }
 }
 
 async fn landing() -> Html<&'static str> {
@@ -62,18 +69,23 @@ async fn landing() -> Html<&'static str> {
     ))
 }
 
+/// The process's counters, rendered now, then the audit results, rendered once per cycle.
 async fn metrics(State(app): State<AppState>) -> Response {
-    // Rendering 100k series takes a while: keep it off the async workers.
-    let body = tokio::task::spawn_blocking(move || app.metrics.render()).await.unwrap_or_default();
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    let published = app.state.load();
+    let audit = app.metrics_bodies.get(&published, |p| render_audit(p).into_bytes()).await;
+    let process = Bytes::from(app.metrics.render_process());
+    shared_response("text/plain; version=0.0.4; charset=utf-8", [process, audit])
 }
 
 async fn report(State(app): State<AppState>) -> Response {
     let published = app.state.load();
-    let body = tokio::task::spawn_blocking(move || {
-        serde_json::to_string_pretty(&Report::from_published(&published)).unwrap_or_default()
-    })
-    .await
-    .unwrap_or_default();
-    ([(CONTENT_TYPE, "application/json")], body).into_response()
+    shared_response("application/json", [app.report_bodies.get(&published, render_report).await])
+}
+
+fn render_report(published: &Published) -> Vec<u8> {
+    serde_json::to_vec_pretty(&Report::from_published(published)).unwrap_or_default()
+}
+
+fn shared_response<const N: usize>(content_type: &'static str, parts: [Bytes; N]) -> Response {
+    ([(CONTENT_TYPE, content_type)], Body::new(SharedBody::new(parts))).into_response()
 }

@@ -7,6 +7,8 @@
 //!   key_file: server.key
 //!   client_auth_type: RequireAndVerifyClientCert
 //!   client_ca_file: ca.crt
+//! http_server_config:
+//!   http2: true
 //! basic_auth_users:
 //!   prometheus: $2y$10$...
 //! ```
@@ -21,18 +23,39 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use serde::Deserialize;
 
-#[derive(Clone, Default)]
+use crate::secret_file::refuse_world_readable;
+
+#[derive(Clone)]
 pub struct WebConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// What a TLS connection requires of its client; a change closes existing connections
+    /// (a certificate rotation alone does not).
+    pub tls_policy: Option<TlsPolicy>,
+    /// `http_server_config.http2`: offer HTTP/2 through TLS ALPN (never on plain HTTP).
+    pub http2: bool,
     /// user -> bcrypt hash; empty: no authentication.
     pub users: BTreeMap<String, String>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        // exporter-toolkit's default: HTTP/2 allowed (only ever reached through TLS here).
+        WebConfig { tls: None, tls_policy: None, http2: true, users: BTreeMap::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPolicy {
+    pub client_auth_type: String,
+    pub min_version: Option<String>,
 }
 
 impl std::fmt::Debug for WebConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print hashes or key material.
         f.debug_struct("WebConfig")
-            .field("tls", &self.tls.is_some())
+            .field("tls", &self.tls_policy)
+            .field("http2", &self.http2)
             .field("users", &self.users.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -44,9 +67,17 @@ struct RawWebConfig {
     tls_server_config: Option<RawTls>,
     #[serde(default)]
     basic_auth_users: BTreeMap<String, String>,
-    /// Accepted for compatibility with exporter-toolkit files; nothing in it applies here.
+    #[serde(default)]
+    http_server_config: RawHttpServer,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttpServer {
+    http2: Option<bool>,
+    /// exporter-toolkit's extra response headers: accepted so its files load, not applied.
     #[allow(dead_code)]
-    http_server_config: Option<serde_yaml_ng::Value>,
+    headers: Option<serde_yaml_ng::Value>,
 }
 
 #[derive(Deserialize)]
@@ -88,9 +119,22 @@ impl WebConfig {
             }
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        let tls = raw.tls_server_config.map(|tls| tls_config(&tls, base).map_err(at)).transpose()?;
-        Ok(WebConfig { tls: tls.map(Arc::new), users: raw.basic_auth_users })
+        let http2 = raw.http_server_config.http2.unwrap_or(true);
+        let tls = raw.tls_server_config.as_ref().map(|tls| tls_config(tls, base, http2).map_err(at)).transpose()?;
+        let tls_policy = raw.tls_server_config.map(|tls| TlsPolicy {
+            client_auth_type: tls.client_auth_type.unwrap_or_else(|| "NoClientCert".into()),
+            min_version: tls.min_version,
+        });
+        Ok(WebConfig { tls: tls.map(Arc::new), tls_policy, http2, users: raw.basic_auth_users })
     }
+}
+
+/// A PEM file that should hold only public material (certificates) but holds a private key
+/// too is held to the key file's rule.
+fn refuse_exposed_private_key(path: &Path, field: &str) -> Result<(), String> {
+    let text = std::fs::read(path).map_err(|e| format!("{field}: {}: {e}", path.display()))?;
+    let has_key = text.windows(b"PRIVATE KEY-----".len()).any(|w| w == b"PRIVATE KEY-----");
+    if has_key { refuse_world_readable(path, field, None) } else { Ok(()) }
 }
 
 /// `$2y$10$` + 53 characters of salt and hash.
@@ -100,7 +144,7 @@ fn is_bcrypt_hash(hash: &str) -> bool {
         if cost.len() == 2 && cost.parse::<u32>().is_ok() && rest.len() == 53)
 }
 
-fn tls_config(raw: &RawTls, base: &Path) -> Result<rustls::ServerConfig, String> {
+fn tls_config(raw: &RawTls, base: &Path, http2: bool) -> Result<rustls::ServerConfig, String> {
     let cert_path = base.join(&raw.cert_file);
     let key_path = base.join(&raw.key_file);
     let certs = CertificateDer::pem_file_iter(&cert_path)
@@ -109,6 +153,9 @@ fn tls_config(raw: &RawTls, base: &Path) -> Result<rustls::ServerConfig, String>
     if certs.is_empty() {
         return Err(format!("tls_server_config.cert_file: {}: no certificate in it", cert_path.display()));
     }
+    refuse_exposed_private_key(&cert_path, "tls_server_config.cert_file")?;
+    // The same rule as the Google credentials file: a private key others can read is refused.
+    refuse_world_readable(&key_path, "tls_server_config.key_file", None)?;
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .map_err(|e| format!("tls_server_config.key_file: {}: {e}", key_path.display()))?;
 
@@ -131,6 +178,7 @@ fn tls_config(raw: &RawTls, base: &Path) -> Result<rustls::ServerConfig, String>
                 .as_ref()
                 .map(|p| base.join(p))
                 .ok_or_else(|| format!("tls_server_config.client_auth_type {client_auth} needs client_ca_file"))?;
+            refuse_exposed_private_key(&ca_path, "tls_server_config.client_ca_file")?;
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_file_iter(&ca_path)
                 .map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_path.display()))?
@@ -139,10 +187,11 @@ fn tls_config(raw: &RawTls, base: &Path) -> Result<rustls::ServerConfig, String>
                 roots.add(cert).map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_path.display()))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            // rustls verifies every certificate it is given: "any" and "request" become
-            // "verify if given" here, which is never weaker.
-            let verifier =
-                if client_auth == "RequireAndVerifyClientCert" { verifier } else { verifier.allow_unauthenticated() };
+            // rustls verifies every certificate it is given against client_ca_file, which is
+            // never weaker than Go's modes: both "Require" modes refuse a client without a
+            // certificate; "VerifyClientCertIfGiven" and "RequestClientCert" let it in.
+            let required = matches!(client_auth, "RequireAndVerifyClientCert" | "RequireAnyClientCert");
+            let verifier = if required { verifier } else { verifier.allow_unauthenticated() };
             builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("tls_server_config: {e}"))?)
         }
         other => return Err(format!("tls_server_config.client_auth_type: unknown value {other:?}")),
@@ -150,7 +199,8 @@ fn tls_config(raw: &RawTls, base: &Path) -> Result<rustls::ServerConfig, String>
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("tls_server_config: certificate and key do not form a usable pair: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/2 is served only to clients that negotiated it here.
+    config.alpn_protocols = if http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
     Ok(config)
 }
 
@@ -180,5 +230,12 @@ mod tests {
         assert!(load("tls_server_config:\n  cert: x\n").unwrap_err().contains("unknown field `cert`"));
         let err = load("tls_server_config:\n  cert_file: nope.crt\n  key_file: nope.key\n").unwrap_err();
         assert!(err.starts_with("DIR/web.yml: tls_server_config.cert_file: DIR/nope.crt: "), "{err}");
+    }
+
+    #[test]
+    fn http2_follows_http_server_config() {
+        assert!(load("{}\n").unwrap().http2);
+        assert!(!load("http_server_config:\n  http2: false\n").unwrap().http2);
+        assert!(load("http_server_config:\n  http3: true\n").unwrap_err().contains("unknown field `http3`"));
     }
 }

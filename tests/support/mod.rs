@@ -7,6 +7,7 @@ pub mod fake_auth;
 pub mod fake_google;
 pub mod gcloud;
 pub mod gcloud_fake;
+pub mod pki;
 pub mod proxy;
 pub mod resources;
 pub mod run;
