@@ -14,7 +14,7 @@ const KNOWN_QUEUE: usize = 16;
 /// Checks waiting for anything else, in all and per client address: at ~70 ms a check (cost
 /// 10), a login from an address of its own waits at most PER_PEER checks per flooding address.
 const OTHER_QUEUE: usize = 64;
-const PER_PEER: usize = 4;
+const PER_PEER: usize = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {

@@ -33,8 +33,9 @@ use tower_service::Service;
 use crate::config::ServerLimits;
 use crate::server::tls::TlsSwitch;
 
-/// hyper's read buffer cap for HTTP/1: a request head larger than this is answered 431.
-/// Prometheus sends well under 1 KiB; this bounds what a connection can make us hold.
+/// HTTP/1: a request head larger than this is answered 431 (Prometheus sends under 1 KiB),
+/// and hyper's buffers are capped, which bounds what one connection can make us hold.
+const MAX_HTTP1_HEAD: usize = 32 * 1024;
 const MAX_HTTP1_BUFFER: usize = 64 * 1024;
 /// HTTP/2: streams per connection (Prometheus uses one) and send buffer per stream.
 const MAX_HTTP2_STREAMS: u32 = 16;
@@ -101,7 +102,11 @@ async fn serve(
 
 fn http1() -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(None).max_buf_size(MAX_HTTP1_BUFFER);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_header_size(MAX_HTTP1_HEAD)
+        .max_buf_size(MAX_HTTP1_BUFFER);
     builder
 }
 

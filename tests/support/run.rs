@@ -89,6 +89,25 @@ impl Daemon {
         Daemon::spawn(command, config).await
     }
 
+    /// `start` through `prefix` (e.g. `prlimit --nofile=256:256 --`, which execs the daemon,
+    /// so the child's id stays the daemon's), its log written to `log` if given.
+    pub async fn start_under(config: &Path, prefix: &[&str], log: Option<&Path>) -> Daemon {
+        let mut command = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
+        command.env("RUST_LOG", "info");
+        match log {
+            Some(path) => command.stderr(std::fs::File::create(path).unwrap()),
+            None => command.stderr(Stdio::inherit()),
+        };
+        Daemon::spawn(command, config).await
+    }
+
     async fn spawn(mut command: Command, config: &Path) -> Daemon {
         let child = command
             .args(["run", "--config", config.to_str().unwrap()])
@@ -141,6 +160,21 @@ impl Daemon {
             assert!(Instant::now() < deadline, "fewer than {n} cycles after 30s:\n{metrics}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The daemon's resident set and its peak so far, in bytes (/proc/PID/status).
+    pub fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id().expect("running"))).unwrap();
+        let field = |name: &str| -> u64 {
+            let line = status.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {status}"));
+            line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// How many file descriptors the daemon holds open.
+    pub fn descriptors(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id().expect("running"))).unwrap().count()
     }
 
     pub fn signal(&self, signal: &str) {
