@@ -498,6 +498,15 @@ async fn sighup_changes_the_listeners_security_or_fails_visibly() {
 
 /// What a TLS server answers to an HTTP/2 preface sent without ALPN (`alpn` empty) or with it.
 async fn tls_preface_answer(port: u16, pki: &Pki, alpn: &[&[u8]]) -> Vec<u8> {
+    let mut tls = tls_connect(port, pki, alpn).await;
+    tls.write_all(H2_PREFACE).await.unwrap();
+    let mut answer = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut answer)).await.unwrap().unwrap_or(0);
+    answer.truncate(n);
+    answer
+}
+
+async fn tls_connect(port: u16, pki: &Pki, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(pki.ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
@@ -511,12 +520,20 @@ async fn tls_preface_answer(port: u16, pki: &Pki, alpn: &[&[u8]]) -> Vec<u8> {
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
-    tls.write_all(H2_PREFACE).await.unwrap();
-    let mut answer = vec![0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut answer)).await.unwrap().unwrap_or(0);
-    answer.truncate(n);
-    answer
+    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap()
+}
+
+/// Reads until the server closes the stream; how long that took.
+async fn time_to_close(stream: &mut (impl tokio::io::AsyncRead + Unpin), within: Duration) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(within.saturating_sub(started.elapsed()), stream.read(&mut buf)).await {
+            Err(_) => panic!("still open after {within:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => {}
+        }
+    }
 }
 
 /// An HTTP/2 server's first frame is SETTINGS (type 4); an HTTP/1 one answers "HTTP/1.1 ...".
@@ -545,12 +562,42 @@ async fn http2_only_where_configured_and_advertised() {
     let tls_port = free_port();
     let web = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
     let client = https_client(&pki, false);
-    let _tls = support::pki::start(&demo_config(tls_dir.path(), tls_port, web, ""), tls_port, &client).await;
+    let limits = "header_read_timeout = \"1s\"\nidle_timeout = \"2s\"\n";
+    let _tls = support::pki::start(&demo_config(tls_dir.path(), tls_port, web, limits), tls_port, &client).await;
     let response = client.get(format!("https://127.0.0.1:{tls_port}/metrics")).send().await.unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert!(is_http2(&tls_preface_answer(tls_port, &pki, &[b"h2"]).await));
     let without_alpn = tls_preface_answer(tls_port, &pki, &[]).await;
     assert!(!is_http2(&without_alpn), "HTTP/2 without ALPN: {without_alpn:?}");
+
+    // Timeouts hold over TLS and HTTP/2 too (header_read_timeout 1s, idle_timeout 2s, and a
+    // margin of 1.5s): no handshake; a handshake and a preface but no request; a request,
+    // then nothing.
+    let mut silent = TcpStream::connect(("127.0.0.1", tls_port)).await.unwrap();
+    let no_handshake = time_to_close(&mut silent, Duration::from_millis(2500)).await;
+    let mut h2 = tls_connect(tls_port, &pki, &[b"h2"]).await;
+    h2.write_all(H2_PREFACE).await.unwrap();
+    let no_request = time_to_close(&mut h2, Duration::from_millis(2500)).await;
+    let mut h2 = tls_connect(tls_port, &pki, &[b"h2"]).await;
+    h2.write_all(H2_PREFACE).await.unwrap();
+    // HEADERS, END_STREAM | END_HEADERS, stream 1: GET https / with :authority 127.0.0.1
+    // (HPACK static-table indexes 2, 7, 4, then a literal for index 1).
+    let mut headers = vec![0, 0, 14, 0x01, 0x05, 0, 0, 0, 1, 0x82, 0x87, 0x84, 0x41, 9];
+    headers.extend_from_slice(b"127.0.0.1");
+    h2.write_all(&headers).await.unwrap();
+    let mut answered = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The response: a HEADERS frame (type 1) for stream 1 after the server's SETTINGS.
+    while !answered.windows(5).any(|w| w[3] == 0x01 && w[4] & 0x04 != 0) {
+        let n = tokio::time::timeout(Duration::from_secs(2), h2.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed before answering");
+        answered.extend_from_slice(&buf[..n]);
+    }
+    let idle = time_to_close(&mut h2, Duration::from_millis(3500)).await;
+    eprintln!(
+        "figures: TLS without handshake closed after {no_handshake:?}, HTTP/2 without request {no_request:?}, HTTP/2 idle {idle:?} after its response"
+    );
+    assert!(no_request >= Duration::from_millis(900) && idle >= Duration::from_millis(1500), "{no_request:?} {idle:?}");
 
     // http2: false is honoured.
     let off_dir = tempfile::tempdir().unwrap();
@@ -655,5 +702,188 @@ async fn what_held_before_still_holds() {
     assert!(text.contains("DEBUG"), "the log is at trace level:\n{text}");
     for secret in ["scrape-me", "hunter2", credentials.as_str(), wrong.as_str()] {
         assert!(!text.contains(secret), "{secret} in the trace log");
+    }
+}
+
+/// The attack run at full size, for docs/security.md (not part of the suite: it takes
+/// minutes). `cargo test --test security -- --ignored --nocapture attack_run`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn attack_run() {
+    let _turn = HEAVY.lock().await;
+    let http = support::run::http_client();
+
+    // 1,100 idle connections against the default soft limit of 1024 descriptors.
+    {
+        let mut world = World::default();
+        let p = world.project("p");
+        p.policy = Some(enforcing_policy("p", &[]));
+        p.services = (0..20).map(|i| service("p", "us-central1", &format!("svc-{i}"))).collect();
+        let fake = FakeGoogle::start(world).await;
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let extra = format!("[schedule]\ncron = \"*/5 * * * * *\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n");
+        let config = gcp_config(dir.path(), &fake, &["p"], "", &extra);
+        let daemon = Daemon::start_under(&config, &["prlimit", "--nofile=1024:1024", "--"], None).await;
+        let cycles = |m: &str| sample(m, "binauthz_audit_cycles_total{result=\"success\"}").unwrap_or(0.0);
+        let before = cycles(&daemon.wait_for_cycles(1).await);
+        let mut idle = Vec::new();
+        for _ in 0..1100 {
+            idle.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+        }
+        let mut scrapes = Vec::new();
+        for _ in 0..10 {
+            scrapes.push(timed_get(&http, &format!("{}/metrics", daemon.url)).await);
+        }
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let metrics = daemon.metrics().await;
+        eprintln!(
+            "attack: 1,100 idle connections, nofile 1024: scrapes {scrapes:?}; audit cycles succeeded meanwhile: {}; project up: {:?}",
+            cycles(&metrics) - before,
+            sample(&metrics, "binauthz_project_up{project=\"p\"}")
+        );
+    }
+
+    // 5,000 slow-header connections (one byte every 5 s) against the defaults.
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let daemon = Daemon::start(&demo_config(dir.path(), port, "{}\n", "")).await;
+        let started = Instant::now();
+        let mut slow = Vec::new();
+        for _ in 0..5000 {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\n").await;
+            slow.push(stream);
+        }
+        let mut scrapes = Vec::new();
+        for _ in 0..5 {
+            scrapes.push(timed_get(&http, &format!("{}/metrics", daemon.url)).await);
+        }
+        let mut open = slow.len();
+        for round in 0..3 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            open = 0;
+            for stream in &mut slow {
+                open += usize::from(stream.write_all(b"X").await.is_ok());
+            }
+            eprintln!(
+                "attack: 5,000 slow connections: {open} still writable after {:?} (round {round})",
+                started.elapsed()
+            );
+        }
+        let mut still_open = 0;
+        for stream in &mut slow {
+            still_open += usize::from(closed(stream, Duration::from_millis(10)).await.is_err());
+        }
+        eprintln!(
+            "attack: 5,000 slow connections: scrapes meanwhile {scrapes:?}; open after {:?}: {still_open} (daemon holds {} descriptors)",
+            started.elapsed(),
+            daemon.descriptors()
+        );
+        let _ = open;
+    }
+
+    // 256 attackers with wrong passwords; a fresh login after SIGHUP (cache emptied for the
+    // changed hash) and cached ones; the daemon's threads and CPU.
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let daemon = Daemon::start(&demo_config(dir.path(), port, &basic_auth_web("scrape-me"), "")).await;
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let hammering = Arc::new(AtomicBool::new(true));
+        let attackers = {
+            let (hammering, url) = (Arc::clone(&hammering), url.clone());
+            std::thread::spawn(move || {
+                let runtime =
+                    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+                runtime.block_on(async move {
+                    let http = reqwest::Client::new();
+                    let mut attackers = Vec::new();
+                    for a in 0..256 {
+                        let (hammering, url, http) = (Arc::clone(&hammering), url.clone(), http.clone());
+                        attackers.push(tokio::spawn(async move {
+                            let mut n = 0u64;
+                            while hammering.load(Ordering::Relaxed) {
+                                n += 1;
+                                let _ =
+                                    http.get(&url).basic_auth("prometheus", Some(format!("g-{a}-{n}"))).send().await;
+                            }
+                        }));
+                    }
+                    for attacker in attackers {
+                        attacker.await.unwrap();
+                    }
+                })
+            })
+        };
+        let pid = daemon.child.id().unwrap();
+        let cpu = || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+            (fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()) as f64 / 100.0
+        };
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (cpu0, t0) = (cpu(), Instant::now());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let cores = (cpu() - cpu0) / t0.elapsed().as_secs_f64();
+        std::fs::write(dir.path().join("web.yml"), basic_auth_web("scrape-me")).unwrap();
+        daemon.signal("HUP");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let legit = client_from("127.0.0.2");
+        let mut logins = Vec::new();
+        for _ in 0..6 {
+            let started = Instant::now();
+            let status = legit.get(&url).basic_auth("prometheus", Some("scrape-me")).send().await.unwrap().status();
+            logins.push((started.elapsed(), status.as_u16()));
+        }
+        let threads = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:").map(|n| n.trim().to_owned()))
+            .unwrap();
+        hammering.store(false, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || attackers.join().unwrap()).await.unwrap();
+        eprintln!(
+            "attack: 256 wrong-password attackers: daemon used {cores:.2} cores, {threads} threads; fresh login after SIGHUP then cached: {logins:?}"
+        );
+    }
+
+    // 40 clients that never read /report on a 100k-workload estate.
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let estate = big_snapshot(dir.path(), 100, 1000);
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[source]\nkind = \"snapshot\"\npath = {estate:?}\n\n[schedule]\ncron = \"0 0 * * *\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n"
+            ),
+        )
+        .unwrap();
+        let daemon = Daemon::start(&config).await;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !daemon.metrics().await.contains("binauthz_audit_cycles_total{result=\"success\"} 1") {
+            assert!(Instant::now() < deadline, "no cycle in 300 s");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let (settled, _) = daemon.memory();
+        let mut stalled = Vec::new();
+        for _ in 0..40 {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            stream.write_all(b"GET /report HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            stalled.push(stream);
+        }
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let (held, peak) = daemon.memory();
+        let report_size = daemon.get("/report").await.unwrap().bytes().await.unwrap().len();
+        eprintln!(
+            "attack: 100k workloads, report {} MB, 40 clients that never read: RSS {} MB before, {} MB with them, peak {} MB",
+            report_size / 1_000_000,
+            settled / 1_000_000,
+            held / 1_000_000,
+            peak / 1_000_000
+        );
     }
 }
