@@ -494,6 +494,15 @@ async fn sighup_changes_the_listeners_security_or_fails_visibly() {
     assert_eq!(reloaded(&metrics), Some(1.0));
     until("the old address closed", async || daemon.get("/healthz").await.is_err()).await;
     drop(taken);
+
+    // Basic auth added while plain: the very next request is checked.
+    let web = format!("basic_auth_users:\n  prometheus: '{}'\n", bcrypt::hash("scrape-me", 4).unwrap());
+    std::fs::write(dir.path().join("web.yml"), web).unwrap();
+    daemon.signal("HUP");
+    until("basic auth after adding users", async || plain.get(&new_url).send().await.is_ok_and(|r| r.status() == 401))
+        .await;
+    let metrics = plain.get(&new_url).basic_auth("prometheus", Some("scrape-me")).send().await.unwrap();
+    assert_eq!(reloaded(&metrics.text().await.unwrap()), Some(1.0));
 }
 
 /// What a TLS server answers to an HTTP/2 preface sent without ALPN (`alpn` empty) or with it.

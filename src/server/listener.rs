@@ -24,7 +24,8 @@ pub struct Serving {
     drain: CancellationToken,
     kill: CancellationToken,
     connections: TaskTracker,
-    accept: JoinHandle<()>,
+    /// `None` once it has been awaited (a JoinHandle must not be polled after it finished).
+    accept: Option<JoinHandle<()>>,
 }
 
 impl Serving {
@@ -45,7 +46,7 @@ impl Serving {
             }
             .run(),
         );
-        Serving { shared, stop, drain, kill, connections, accept }
+        Serving { shared, stop, drain, kill, connections, accept: Some(accept) }
     }
 
     /// Stops accepting and asks every connection to finish its request in flight and close.
@@ -63,12 +64,19 @@ impl Serving {
             tracing::warn!("HTTP connections still open after {drain:?}; closing them");
         }
         self.kill.cancel();
-        let _ = self.accept.await;
+        if let Some(accept) = self.accept {
+            let _ = accept.await;
+        }
     }
 
     /// Resolves only if the accept loop ended without being stopped (a bug: it retries errors).
     pub async fn failed(&mut self) -> String {
-        match (&mut self.accept).await {
+        let Some(accept) = &mut self.accept else {
+            return std::future::pending().await;
+        };
+        let ended = accept.await;
+        self.accept = None;
+        match ended {
             Ok(()) if self.stop.is_cancelled() => std::future::pending().await,
             Ok(()) => "the accept loop stopped unexpectedly".to_owned(),
             Err(e) => e.to_string(),
