@@ -71,9 +71,11 @@ async fn landing() -> Html<&'static str> {
 
 /// The process's counters, rendered now, then the audit results, rendered once per cycle.
 async fn metrics(State(app): State<AppState>) -> Response {
+    // Counters first: a cycle is counted only once its results are published, so results
+    // loaded after the counters are at least as new as the cycle count says.
+    let process = Bytes::from(app.metrics.render_process());
     let published = app.state.load();
     let audit = app.metrics_bodies.get(&published, |p| render_audit(p).into_bytes()).await;
-    let process = Bytes::from(app.metrics.render_process());
     shared_response("text/plain; version=0.0.4; charset=utf-8", [process, audit])
 }
 
