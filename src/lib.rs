@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod evaluate;
+pub mod events;
 #[cfg(test)]
 pub mod fixtures;
 pub mod google;
