@@ -73,8 +73,8 @@ pub fn plan(
     let ends = time(now + chrono::Duration::from_std(hold).unwrap_or_default());
     let mut open = BTreeMap::new();
     for (project, state) in &published.projects {
-        for r in &state.shown.resources {
-            for v in r.violations.iter().copied().filter(|v| !published.is_suppressed(project, r, *v)) {
+        for (r, suppressed) in state.resources() {
+            for v in r.violations.iter().copied().filter(|v| !suppressed.contains(v)) {
                 let labels = BTreeMap::from([
                     ("alertname".to_string(), alert_name(v).to_string()),
                     ("project".into(), project.clone()),

@@ -11,7 +11,7 @@ use crate::collect::Source;
 use crate::config::Config;
 use crate::daemon::{self, unix_now};
 use crate::logging::{self, LogFormat};
-use crate::metrics::{Metrics, SharedState};
+use crate::metrics::Metrics;
 use crate::report::Report;
 use crate::state::Published;
 
@@ -104,7 +104,7 @@ fn allowlist(add: &[String], remove: &[String]) -> ExitCode {
 
 async fn audit(path: &std::path::Path, format: Format, fail_on_findings: bool) -> ExitCode {
     let prepared = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
-        let metrics = Metrics::new(std::sync::Arc::new(SharedState::default()));
+        let metrics = Metrics::new();
         Source::from_config(&config, metrics.client.clone()).map(|source| (config, source))
     });
     let (config, source) = match prepared {
@@ -131,7 +131,7 @@ async fn audit(path: &std::path::Path, format: Format, fail_on_findings: bool) -
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
-    let metrics = Metrics::new(std::sync::Arc::new(SharedState::default()));
+    let metrics = Metrics::new();
     match daemon::Generation::load(path, &metrics) {
         Ok(daemon::Generation { config, .. }) => {
             println!(

@@ -15,11 +15,12 @@ use crate::audit::{AuditOutcome, run_cycle};
 use crate::collect::Source;
 use crate::config::Config;
 use crate::error::AppError;
-use crate::metrics::{Metrics, SharedState};
+use crate::metrics::Metrics;
 use crate::report::Summary;
 use crate::server::Endpoint;
 use crate::server::web_config::WebConfig;
 use crate::signals::{Event, Signals};
+use crate::state::Store;
 use crate::suppress::Suppressions;
 
 /// How long a stopping daemon waits for open HTTP connections.
@@ -65,8 +66,8 @@ impl Generation {
 }
 
 pub async fn run(config_path: &Path) -> Result<(), AppError> {
-    let state = Arc::new(SharedState::default());
-    let metrics = Arc::new(Metrics::new(Arc::clone(&state)));
+    let state = Arc::new(Store::default());
+    let metrics = Arc::new(Metrics::new());
     let mut current = Generation::load(config_path, &metrics)?;
     record_reload(&metrics, true);
     let mut signals = Signals::new().map_err(AppError::Signals)?;
@@ -150,7 +151,7 @@ async fn finished(cycle: &mut Option<JoinHandle<AuditOutcome>>) -> Result<AuditO
     }
 }
 
-fn publish(state: &SharedState, metrics: &Metrics, outcome: AuditOutcome, suppressions: &Suppressions) {
+fn publish(state: &Store, metrics: &Metrics, outcome: AuditOutcome, suppressions: &Suppressions) {
     let published = state.load().merge(outcome, unix_now(), suppressions);
     // Counts only: a full report would copy every workload on each cycle.
     let s = Summary::of(&published);
@@ -172,7 +173,7 @@ fn publish(state: &SharedState, metrics: &Metrics, outcome: AuditOutcome, suppre
         duration_s = published.last_duration.unwrap_or_default(),
         "audit cycle finished"
     );
-    for (project, p) in published.projects.iter().filter(|(_, p)| !p.up) {
+    for (project, p) in published.projects.iter().filter(|(_, p)| !p.complete) {
         tracing::warn!(%project, error = p.error.as_deref().unwrap_or(""), "project audit incomplete");
     }
     if let Some(e) = &published.discovery_error {

@@ -1,35 +1,18 @@
-//! Prometheus metrics. Audit results are rendered at scrape time from the latest published
-//! state by a custom collector, so a workload that disappears takes its series with it.
-
-use std::sync::{Arc, RwLock};
+//! Prometheus metrics: the process's own counters in a registry, and the audit results written
+//! straight in the text format from the published results (see `render_audit`), so a workload
+//! that disappears takes its series with it.
 
 use std::fmt::Write as _;
 
 use prometheus::core::Collector;
-use prometheus::{CounterVec, Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::collect::client::ClientMetrics;
-
 use crate::evaluate::Compliance;
 use crate::state::Published;
 
-/// What scrapes read and cycles replace.
-#[derive(Default)]
-pub struct SharedState(RwLock<Arc<Published>>);
-
-impl SharedState {
-    pub fn load(&self) -> Arc<Published> {
-        Arc::clone(&self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
-    }
-
-    pub fn store(&self, published: Published) {
-        *self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(published);
-    }
-}
-
 pub struct Metrics {
     registry: Registry,
-    state: Arc<SharedState>,
     pub client: ClientMetrics,
     pub cycles: IntCounterVec,
     pub config_reload_successful: IntGauge,
@@ -39,65 +22,52 @@ pub struct Metrics {
 
 const CACHED: &str = "Cached: from the last completed audit cycle.";
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric")
+}
+
 impl Metrics {
-    pub fn new(state: Arc<SharedState>) -> Metrics {
+    /// The daemon's registry: the collection counters, cycles, reloads, pushes, build info.
+    pub fn new() -> Metrics {
         let registry = Registry::new();
-        let api_retries = IntCounterVec::new(
-            Opts::new(
-                "binauthz_api_retries_total",
-                "Google API requests retried (throttled, server errors, timeouts).",
-            ),
-            &["api"],
-        )
-        .expect("valid metric");
-        let throttle_wait = CounterVec::new(
-            Opts::new(
-                "binauthz_api_throttle_wait_seconds_total",
-                "Time requests waited for their API's rate limit (token bucket and 429 pauses).",
-            ),
-            &["api"],
-        )
-        .expect("valid metric");
-        let api_requests = IntCounterVec::new(
-            Opts::new(
-                "binauthz_api_requests_total",
-                "Google API requests made, by API and HTTP status code (or timeout/transport/auth).",
-            ),
-            &["api", "code"],
-        )
-        .expect("valid metric");
-        let cycles = IntCounterVec::new(
-            Opts::new("binauthz_audit_cycles_total", "Audit cycles by result: success, incomplete, failed, or skipped (the previous cycle was still running)."),
+        let client = ClientMetrics::new();
+        client.register(&registry);
+        let cycles = counter_vec(
+            "binauthz_audit_cycles_total",
+            "Audit cycles by result: success, incomplete, failed, or skipped (the previous cycle was still running).",
             &["result"],
-        )
-        .expect("valid metric");
+        );
+        // Every result from the start, so the first skipped cycle is an increase, not a new series.
+        for result in ["success", "incomplete", "failed", "skipped"] {
+            cycles.with_label_values(&[result]);
+        }
         let build_info =
             IntGaugeVec::new(Opts::new("binauthz_build_info", "Build information; always 1."), &["version"])
-                .expect("valid metric");
+                .expect("a valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let config_reload_successful = IntGauge::new(
             "binauthz_config_last_reload_successful",
             "Whether the last configuration (re)load succeeded.",
         )
-        .expect("valid metric");
+        .expect("a valid metric");
         let config_reload_timestamp = IntGauge::new(
             "binauthz_config_last_reload_success_timestamp_seconds",
             "Unix time of the last successful configuration (re)load.",
         )
-        .expect("valid metric");
-        let alertmanager_notifications = IntCounterVec::new(
-            Opts::new(
-                "binauthz_alertmanager_notifications_total",
-                "Alert pushes to each Alertmanager, by result (success or failure).",
-            ),
+        .expect("a valid metric");
+        let alertmanager_notifications = counter_vec(
+            "binauthz_alertmanager_notifications_total",
+            "Alert pushes to each Alertmanager, by result (success or failure).",
             &["alertmanager", "result"],
-        )
-        .expect("valid metric");
+        );
         for c in [
             Box::new(alertmanager_notifications.clone()) as Box<dyn Collector>,
-            Box::new(api_requests.clone()),
-            Box::new(api_retries.clone()),
-            Box::new(throttle_wait.clone()),
             Box::new(cycles.clone()),
             Box::new(build_info),
             Box::new(config_reload_successful.clone()),
@@ -107,12 +77,7 @@ impl Metrics {
         }
         Metrics {
             registry,
-            state,
-            client: ClientMetrics {
-                requests: api_requests,
-                retries: api_retries,
-                throttle_wait_seconds: throttle_wait,
-            },
+            client,
             cycles,
             config_reload_successful,
             config_reload_timestamp,
@@ -120,16 +85,9 @@ impl Metrics {
         }
     }
 
-    /// The text exposition format: the process's counters, then the latest audit results.
-    pub fn render(&self) -> String {
-        let mut out = self.render_process();
-        out.push_str(&render_audit(&self.state.load()));
-        out
-    }
-
     /// The process's own counters: small, and they change between cycles, so they are
     /// rendered at every scrape.
-    pub fn render_process(&self) -> String {
+    pub fn render_counters(&self) -> String {
         let mut buf = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("encoding to memory cannot fail");
         String::from_utf8(buf).expect("the text format is UTF-8")
@@ -277,7 +235,7 @@ fn write_audit_families(out: &mut String, published: &Published) {
 
     for (project, state) in &published.projects {
         let v = &state.shown;
-        up.push(&[project], if state.up { 1.0 } else { 0.0 });
+        up.push(&[project], if state.complete { 1.0 } else { 0.0 });
         if let Some(t) = state.last_success {
             project_success.push(&[project], t);
         }
@@ -294,7 +252,7 @@ fn write_audit_families(out: &mut String, published: &Published) {
         for e in &v.allowlist {
             allowlist.push(&[project, &e.location, &e.repository], if e.present { 1.0 } else { 0.0 });
         }
-        for r in &v.resources {
+        for (r, suppressed) in state.resources() {
             let ids = [project.as_str(), &r.location, r.kind.as_str(), &r.name];
             match r.compliance {
                 Compliance::Compliant => compliant.push(&ids, 1.0),
@@ -302,7 +260,7 @@ fn write_audit_families(out: &mut String, published: &Published) {
                 Compliance::Unknown => unknown.push(&ids, 1.0),
             }
             for reason in &r.violations {
-                let suppressed = if published.is_suppressed(project, r, *reason) { "true" } else { "false" };
+                let suppressed = if suppressed.contains(reason) { "true" } else { "false" };
                 violation.push(&[ids[0], ids[1], ids[2], ids[3], reason.as_str(), suppressed], 1.0);
             }
         }
@@ -311,10 +269,10 @@ fn write_audit_families(out: &mut String, published: &Published) {
         audit_success.push(&[], t);
     }
     let mut suppression = Samples::new(&SUPPRESSION);
-    let now = published.now();
-    for s in &published.suppressions.0 {
+    for entry in &published.suppressions {
+        let s = &entry.suppression;
         let expires = s.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let state = if s.is_expired(now) { "expired" } else { "active" };
+        let state = if entry.active { "active" } else { "expired" };
         let violation = s.violation.map_or("", |v| v.as_str());
         let kind = s.kind.map_or("*", |k| k.as_str());
         suppression.push(&[&s.project, &s.location, kind, &s.name, violation, &expires, state], 1.0);

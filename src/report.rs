@@ -51,8 +51,9 @@ pub struct Summary {
 #[derive(Debug, Serialize)]
 pub struct ProjectReport<'a> {
     pub project: &'a str,
-    /// The latest audit of this project was complete.
-    pub ok: bool,
+    /// The latest audit of this project was complete (`ok` in the JSON: the report's contract).
+    #[serde(rename = "ok")]
+    pub complete: bool,
     pub error: Option<&'a str>,
     pub findings: &'a [Finding],
     pub policy: Option<&'a Policy>,
@@ -74,7 +75,7 @@ pub struct ResourceReport<'a> {
     pub status: Compliance,
     pub violations: &'a [Violation],
     /// The violations an active suppression covers.
-    pub suppressed: Vec<Violation>,
+    pub suppressed: &'a [Violation],
     pub unknown_reason: Option<&'a str>,
     pub image: Option<&'a str>,
     pub last_modifier: Option<&'a str>,
@@ -89,7 +90,7 @@ pub struct ResourceReport<'a> {
 }
 
 impl<'a> ResourceReport<'a> {
-    fn new(project: &'a str, r: &'a ResourceVerdict, published: &Published) -> Self {
+    fn new(project: &'a str, r: &'a ResourceVerdict, suppressed: &'a [Violation]) -> Self {
         ResourceReport {
             project,
             location: &r.location,
@@ -103,7 +104,7 @@ impl<'a> ResourceReport<'a> {
             },
             status: r.compliance,
             violations: &r.violations,
-            suppressed: r.violations.iter().copied().filter(|v| published.is_suppressed(project, r, *v)).collect(),
+            suppressed,
             unknown_reason: r.unknown_reason.as_deref(),
             image: r.image.as_deref(),
             last_modifier: r.last_modifier.as_deref(),
@@ -123,21 +124,19 @@ impl Summary {
     /// Counts what `published` shows, without building a report.
     pub fn of(published: &Published) -> Summary {
         let mut summary = Summary::default();
-        for (name, state) in &published.projects {
-            let v = &state.shown;
+        for state in published.projects.values() {
             summary.projects += 1;
-            summary.projects_incomplete += usize::from(!state.up);
-            summary.findings += v.findings.len();
-            for r in &v.resources {
+            summary.projects_incomplete += usize::from(!state.complete);
+            summary.findings += state.shown.findings.len();
+            for (r, suppressed) in state.resources() {
                 summary.resources += 1;
                 match r.compliance {
                     Compliance::Compliant => summary.compliant += 1,
                     Compliance::NonCompliant => summary.non_compliant += 1,
                     Compliance::Unknown => summary.unknown += 1,
                 }
-                let suppressed = r.violations.iter().filter(|v| published.is_suppressed(name, r, **v)).count();
-                summary.suppressed_violations += suppressed;
-                summary.open_violations += r.violations.len() - suppressed;
+                summary.suppressed_violations += suppressed.len();
+                summary.open_violations += r.violations.len() - suppressed.len();
             }
         }
         summary
@@ -150,10 +149,10 @@ impl<'a> Report<'a> {
         let mut resources = Vec::new();
         for (name, state) in &published.projects {
             let v = &state.shown;
-            resources.extend(v.resources.iter().map(|r| ResourceReport::new(name, r, published)));
+            resources.extend(state.resources().map(|(r, suppressed)| ResourceReport::new(name, r, suppressed)));
             projects.push(ProjectReport {
                 project: name,
-                ok: state.up,
+                complete: state.complete,
                 error: state.error.as_deref(),
                 findings: &v.findings,
                 policy: v.policy.as_ref(),
@@ -171,11 +170,10 @@ impl<'a> Report<'a> {
             resources,
             suppressions: published
                 .suppressions
-                .0
                 .iter()
                 .map(|s| SuppressionReport {
-                    suppression: s,
-                    state: if s.is_expired(published.now()) { "expired" } else { "active" },
+                    suppression: &s.suppression,
+                    state: if s.active { "active" } else { "expired" },
                 })
                 .collect(),
         }
@@ -262,7 +260,7 @@ impl<'a> Report<'a> {
                 });
             }
             let status = match &p.error {
-                Some(e) if !p.ok => format!("INCOMPLETE ({e})"),
+                Some(e) if !p.complete => format!("INCOMPLETE ({e})"),
                 _ => "ok".into(),
             };
             writeln!(out, "project {}: {status}{}", p.project, prefixed("; ", &notes.join("; ")))?;
@@ -339,7 +337,7 @@ mod tests {
         let incomplete = Report::from_published(&incomplete);
         assert!(!incomplete.complete);
         assert_eq!(incomplete.exit_code(false), 2);
-        assert!(!incomplete.projects[1].ok);
+        assert!(!incomplete.projects[1].complete);
     }
 
     #[test]

@@ -1,25 +1,62 @@
 //! What the daemon publishes: the latest audit, with each failed project's last-known verdict
-//! kept in place (and marked down) so that nothing it could not see turns compliant.
+//! kept in place (and marked incomplete) so that nothing it could not see turns compliant,
+//! and the suppressions judged once, when the results are published.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 
 use crate::audit::AuditOutcome;
 use crate::evaluate::{ProjectVerdict, ResourceVerdict, Violation};
-use crate::suppress::Suppressions;
+use crate::suppress::{Suppression, Suppressions};
+
+/// The published results: what scrapes, reports and alerts read, and what cycles replace.
+#[derive(Default)]
+pub struct Store(RwLock<Arc<Published>>);
+
+impl Store {
+    pub fn load(&self) -> Arc<Published> {
+        Arc::clone(&self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    pub fn store(&self, published: Published) {
+        *self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(published);
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ProjectState {
     /// The last complete verdict while the project fails; the latest one otherwise.
     pub shown: Arc<ProjectVerdict>,
-    /// The latest audit of this project was complete.
-    pub up: bool,
+    /// The latest audit of this project read everything in scope (the metric calls it `up`,
+    /// the JSON report `ok`).
+    pub complete: bool,
     /// Why the latest audit was not complete.
     pub error: Option<String>,
     /// Unix time of the last complete audit of this project.
     pub last_success: Option<f64>,
+    /// By index into `shown.resources`: the violations an active suppression covers, decided
+    /// when published (most resources have none).
+    suppressed: BTreeMap<usize, Vec<Violation>>,
+}
+
+impl ProjectState {
+    /// Every resource shown, with the violations of it that are suppressed.
+    pub fn resources(&self) -> impl Iterator<Item = (&ResourceVerdict, &[Violation])> {
+        self.shown
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r, self.suppressed.get(&i).map_or(&[][..], Vec::as_slice)))
+    }
+}
+
+/// A configured suppression and whether it was in force when the results were published.
+#[derive(Debug, Clone)]
+pub struct SuppressionState {
+    pub suppression: Suppression,
+    pub active: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -31,25 +68,32 @@ pub struct Published {
     pub last_duration: Option<f64>,
     /// Unix time of the last cycle, whatever its result; `None` before the first.
     pub generated_at: Option<f64>,
-    /// The configured suppressions, judged at `generated_at`.
-    pub suppressions: Suppressions,
+    pub suppressions: Vec<SuppressionState>,
 }
 
 impl Published {
-    /// Folds one cycle's outcome into what was published before. Pure: `now` is passed in.
+    /// Folds one cycle's outcome into what was published before, and decides which
+    /// violations the suppressions cover at `now`. Pure: `now` is passed in.
     pub fn merge(&self, outcome: AuditOutcome, now: f64, suppressions: &Suppressions) -> Published {
         let mut projects = BTreeMap::new();
         for verdict in outcome.projects {
             let previous = self.projects.get(&verdict.project);
             let state = if verdict.complete {
-                ProjectState { up: true, error: None, last_success: Some(now), shown: Arc::new(verdict) }
+                ProjectState {
+                    complete: true,
+                    error: None,
+                    last_success: Some(now),
+                    shown: Arc::new(verdict),
+                    suppressed: BTreeMap::new(),
+                }
             } else {
                 let last_good = previous.filter(|p| p.last_success.is_some());
                 ProjectState {
-                    up: false,
+                    complete: false,
                     error: verdict.error.clone(),
                     last_success: last_good.and_then(|p| p.last_success),
                     shown: last_good.map_or_else(|| Arc::new(verdict), |p| Arc::clone(&p.shown)),
+                    suppressed: BTreeMap::new(),
                 }
             };
             projects.insert(state.shown.project.clone(), state);
@@ -58,11 +102,15 @@ impl Published {
             // Projects discovery could not find this time are not gone: keep them, down.
             for (name, state) in &self.projects {
                 projects.entry(name.clone()).or_insert_with(|| ProjectState {
-                    up: false,
+                    complete: false,
                     error: Some(error.clone()),
                     ..state.clone()
                 });
             }
+        }
+        let at = DateTime::from_timestamp_millis((now * 1000.0) as i64).unwrap_or_default();
+        for (name, state) in projects.iter_mut() {
+            state.suppressed = suppressed_violations(&state.shown, |r, v| suppressions.suppresses(at, name, r, v));
         }
         Published {
             projects,
@@ -70,22 +118,32 @@ impl Published {
             discovery_error: outcome.discovery_error,
             last_duration: Some(outcome.duration.as_secs_f64()),
             generated_at: Some(now),
-            suppressions: suppressions.clone(),
+            suppressions: suppressions
+                .0
+                .iter()
+                .map(|s| SuppressionState { suppression: s.clone(), active: !s.is_expired(at) })
+                .collect(),
         }
     }
 
-    /// The time suppressions are judged at.
-    pub fn now(&self) -> DateTime<Utc> {
-        self.generated_at.and_then(|t| DateTime::from_timestamp_millis((t * 1000.0) as i64)).unwrap_or_default()
-    }
-
-    pub fn is_suppressed(&self, project: &str, r: &ResourceVerdict, violation: Violation) -> bool {
-        self.suppressions.suppresses(self.now(), project, r, violation)
-    }
-
     pub fn complete(&self) -> bool {
-        self.generated_at.is_some() && self.discovery_error.is_none() && self.projects.values().all(|p| p.up)
+        self.generated_at.is_some() && self.discovery_error.is_none() && self.projects.values().all(|p| p.complete)
     }
+}
+
+fn suppressed_violations(
+    verdict: &ProjectVerdict,
+    suppresses: impl Fn(&ResourceVerdict, Violation) -> bool,
+) -> BTreeMap<usize, Vec<Violation>> {
+    verdict
+        .resources
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let covered: Vec<Violation> = r.violations.iter().copied().filter(|v| suppresses(r, *v)).collect();
+            (!covered.is_empty()).then_some((i, covered))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -112,12 +170,12 @@ mod tests {
         );
         let second = first.merge(outcome(vec![verdict("a", false, 0), verdict("b", true, 2)], None), 200.0, &none());
         let a = &second.projects["a"];
-        assert!(!a.up);
+        assert!(!a.complete);
         assert_eq!(a.shown.resources.len(), 3, "last-known resources are kept");
         assert_eq!(a.last_success, Some(100.0));
         assert_eq!(a.error.as_deref(), Some("boom"));
         let b = &second.projects["b"];
-        assert!(b.up);
+        assert!(b.complete);
         assert_eq!(b.shown.resources.len(), 2, "healthy projects move on");
         assert!(!second.complete());
     }
@@ -125,7 +183,7 @@ mod tests {
     #[test]
     fn a_project_that_never_succeeded_shows_its_partial_verdict() {
         let p = Published::default().merge(outcome(vec![verdict("a", false, 1)], None), 100.0, &none());
-        assert!(!p.projects["a"].up);
+        assert!(!p.projects["a"].complete);
         assert_eq!(p.projects["a"].last_success, None);
         assert_eq!(p.projects["a"].shown.resources.len(), 1);
     }
@@ -134,7 +192,7 @@ mod tests {
     fn projects_missed_by_a_failed_discovery_stay_published_but_down() {
         let first = Published::default().merge(outcome(vec![verdict("a", true, 1)], None), 100.0, &none());
         let second = first.merge(outcome(vec![], Some("search failed")), 200.0, &none());
-        assert!(!second.projects["a"].up);
+        assert!(!second.projects["a"].complete);
         assert_eq!(second.last_success, Some(100.0));
         let third = second.merge(outcome(vec![], None), 300.0, &none());
         assert!(third.projects.is_empty(), "a project gone from a successful discovery is dropped");

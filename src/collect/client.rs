@@ -60,12 +60,62 @@ pub struct ApiClient {
     metrics: ClientMetrics,
 }
 
-/// What the client counts, by API.
+/// What the client counts, by API. A one-shot `audit` keeps them unregistered; the daemon
+/// registers them.
 #[derive(Clone)]
 pub struct ClientMetrics {
     pub requests: IntCounterVec,
     pub retries: IntCounterVec,
     pub throttle_wait_seconds: CounterVec,
+}
+
+impl Default for ClientMetrics {
+    fn default() -> Self {
+        ClientMetrics::new()
+    }
+}
+
+impl ClientMetrics {
+    pub fn new() -> ClientMetrics {
+        let opts = prometheus::Opts::new;
+        let requests = IntCounterVec::new(
+            opts(
+                "binauthz_api_requests_total",
+                "Google API requests made, by API and HTTP status code (or timeout/transport/invalid_response; token failures under api=\"token\", code=\"error\").",
+            ),
+            &["api", "code"],
+        )
+        .expect("a valid metric");
+        let retries = IntCounterVec::new(
+            opts("binauthz_api_retries_total", "Google API requests retried (throttled, server errors, timeouts)."),
+            &["api"],
+        )
+        .expect("a valid metric");
+        let throttle_wait_seconds = CounterVec::new(
+            opts(
+                "binauthz_api_throttle_wait_seconds_total",
+                "Time requests waited for their API's rate limit (token bucket and 429 pauses).",
+            ),
+            &["api"],
+        )
+        .expect("a valid metric");
+        // Zero from the start for every API, so the first retry or wait is an increase.
+        for api in Api::ALL {
+            retries.with_label_values(&[api.as_str()]);
+            throttle_wait_seconds.with_label_values(&[api.as_str()]);
+        }
+        ClientMetrics { requests, retries, throttle_wait_seconds }
+    }
+
+    pub fn register(&self, registry: &prometheus::Registry) {
+        for c in [
+            Box::new(self.requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(self.retries.clone()),
+            Box::new(self.throttle_wait_seconds.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+    }
 }
 
 /// Paces one API: a token bucket for the configured rate, and a pause that a 429 extends, so

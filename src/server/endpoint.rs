@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, ServerLimits};
 use crate::error::AppError;
-use crate::metrics::{Metrics, SharedState};
+use crate::metrics::Metrics;
 use crate::server::basic_auth::BasicAuth;
 use crate::server::connection::Shared;
 use crate::server::fds;
@@ -21,6 +21,7 @@ use crate::server::listener::Serving;
 use crate::server::tls::TlsSwitch;
 use crate::server::web_config::{TlsPolicy, WebConfig};
 use crate::server::{AppState, router};
+use crate::state::Store;
 
 pub struct Endpoint {
     app: axum::Router,
@@ -56,7 +57,7 @@ impl Endpoint {
         config: &Config,
         web: &WebConfig,
         metrics: Arc<Metrics>,
-        state: Arc<SharedState>,
+        state: Arc<Store>,
     ) -> Result<Endpoint, AppError> {
         let fd_limit = fds::raise_soft_limit();
         let settings = Settings::of(config, web, fd_limit);

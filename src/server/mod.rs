@@ -25,9 +25,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 
-use crate::metrics::{Metrics, SharedState, render_audit};
+use crate::metrics::{Metrics, render_audit};
 use crate::report::Report;
 use crate::state::Published;
+use crate::state::Store;
 use bodies::{PerPublished, SharedBody};
 
 pub use endpoint::Endpoint;
@@ -35,13 +36,13 @@ pub use endpoint::Endpoint;
 #[derive(Clone)]
 pub struct AppState {
     metrics: Arc<Metrics>,
-    state: Arc<SharedState>,
+    state: Arc<Store>,
     metrics_bodies: Arc<PerPublished>,
     report_bodies: Arc<PerPublished>,
 }
 
 impl AppState {
-    pub fn new(metrics: Arc<Metrics>, state: Arc<SharedState>) -> AppState {
+    pub fn new(metrics: Arc<Metrics>, state: Arc<Store>) -> AppState {
         AppState { metrics, state, metrics_bodies: Arc::default(), report_bodies: Arc::default() }
     }
 }
@@ -73,7 +74,7 @@ async fn landing() -> Html<&'static str> {
 async fn metrics(State(app): State<AppState>) -> Response {
     // Counters first: a cycle is counted only once its results are published, so results
     // loaded after the counters are at least as new as the cycle count says.
-    let process = Bytes::from(app.metrics.render_process());
+    let process = Bytes::from(app.metrics.render_counters());
     let published = app.state.load();
     let audit = app.metrics_bodies.get(&published, |p| render_audit(p).into_bytes()).await;
     shared_response("text/plain; version=0.0.4; charset=utf-8", [process, audit])
