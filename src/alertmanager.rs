@@ -135,6 +135,43 @@ pub fn plan(
     (to_send, PushState { open, resolving })
 }
 
+/// Direct pushes as the daemon makes them: after each published cycle, everything open (and
+/// what just closed) goes to every Alertmanager, each alert held for `hold` (three missed
+/// cycles: they then lapse on their own).
+pub struct Alerts {
+    pusher: Arc<Pusher>,
+    state: PushState,
+}
+
+impl Alerts {
+    pub fn new(pusher: Arc<Pusher>) -> Alerts {
+        Alerts { pusher, state: PushState::default() }
+    }
+
+    /// A reload may bring another Alertmanager configuration; what was open stays open.
+    pub fn reconfigure(&mut self, pusher: Arc<Pusher>) {
+        self.pusher = pusher;
+    }
+
+    pub fn after_cycle(&mut self, published: &Published, now: DateTime<Utc>, hold: Duration, generator_url: &str) {
+        let (alerts, next) = plan(published, &self.state, now, hold, generator_url);
+        self.state = next;
+        self.pusher.push(alerts);
+    }
+}
+
+/// `binauthz_alertmanager_notifications_total{alertmanager, result}`.
+pub fn notifications_counter() -> IntCounterVec {
+    IntCounterVec::new(
+        prometheus::Opts::new(
+            "binauthz_alertmanager_notifications_total",
+            "Alert pushes to each Alertmanager, by result (success or failure).",
+        ),
+        &["alertmanager", "result"],
+    )
+    .expect("a valid metric")
+}
+
 /// Sends to every configured Alertmanager in the background: a dead one is logged and
 /// counted, and never delays an audit cycle.
 pub struct Pusher {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::collect::Source;
+use crate::collect::Collector;
 use crate::config::Scope;
 use crate::evaluate::{ProjectVerdict, Rules, evaluate_project};
 
@@ -14,7 +14,7 @@ pub struct AuditOutcome {
     pub duration: Duration,
 }
 
-pub async fn run_cycle(source: &Source, rules: &Rules, scope: &Scope, concurrency: usize) -> AuditOutcome {
+pub async fn run_cycle(source: &Collector, rules: &Rules, scope: &Scope, concurrency: usize) -> AuditOutcome {
     let started = Instant::now();
     let collected = source.collect(scope, concurrency, |inventory| evaluate_project(&inventory, rules)).await;
     AuditOutcome {

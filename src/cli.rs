@@ -7,11 +7,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::audit::run_cycle;
-use crate::collect::Source;
+use crate::clock::unix_now;
+use crate::collect::Collector;
+use crate::collect::client::ClientMetrics;
 use crate::config::Config;
-use crate::daemon::{self, unix_now};
+use crate::daemon::{self, Counters, Runtime};
 use crate::logging::{self, LogFormat};
-use crate::metrics::Metrics;
 use crate::report::Report;
 use crate::state::Published;
 
@@ -104,8 +105,8 @@ fn allowlist(add: &[String], remove: &[String]) -> ExitCode {
 
 async fn audit(path: &std::path::Path, format: Format, fail_on_findings: bool) -> ExitCode {
     let prepared = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
-        let metrics = Metrics::new();
-        Source::from_config(&config, metrics.client.clone()).map(|source| (config, source))
+        // Counted but not exported: a one-shot audit has no /metrics.
+        Collector::from_config(&config, ClientMetrics::new()).map(|source| (config, source))
     });
     let (config, source) = match prepared {
         Ok(p) => p,
@@ -131,9 +132,8 @@ async fn audit(path: &std::path::Path, format: Format, fail_on_findings: bool) -
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
-    let metrics = Metrics::new();
-    match daemon::Generation::load(path, &metrics) {
-        Ok(daemon::Generation { config, .. }) => {
+    match Runtime::load(path, &Counters::default()) {
+        Ok(Runtime { config, .. }) => {
             println!(
                 "{}: ok ({} projects{}, kinds {}, schedule {:?}, listen {})",
                 path.display(),

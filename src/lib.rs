@@ -8,6 +8,7 @@ pub mod alertmanager;
 pub mod attest;
 pub mod audit;
 pub mod cli;
+pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod daemon;

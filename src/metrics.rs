@@ -61,11 +61,7 @@ impl Metrics {
             "Unix time of the last successful configuration (re)load.",
         )
         .expect("a valid metric");
-        let alertmanager_notifications = counter_vec(
-            "binauthz_alertmanager_notifications_total",
-            "Alert pushes to each Alertmanager, by result (success or failure).",
-            &["alertmanager", "result"],
-        );
+        let alertmanager_notifications = crate::alertmanager::notifications_counter();
         for c in [
             Box::new(alertmanager_notifications.clone()) as Box<dyn Collector>,
             Box::new(cycles.clone()),
@@ -83,6 +79,11 @@ impl Metrics {
             config_reload_timestamp,
             alertmanager_notifications,
         }
+    }
+
+    /// The counters a runtime counts into, registered here.
+    pub fn counters(&self) -> crate::daemon::Counters {
+        crate::daemon::Counters { client: self.client.clone(), notifications: self.alertmanager_notifications.clone() }
     }
 
     /// The process's own counters: small, and they change between cycles, so they are

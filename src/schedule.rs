@@ -58,6 +58,16 @@ impl Schedule {
         Ok(schedule)
     }
 
+    /// The gap between the two firings after `now`, at least a second (an hour if it never
+    /// fires twice): how long one cycle's results stand.
+    pub fn period(&self, now: DateTime<Utc>) -> std::time::Duration {
+        let first = self.next_after(now);
+        match (first, first.and_then(|t| self.next_after(t))) {
+            (Some(a), Some(b)) => (b - a).to_std().unwrap_or_default().max(std::time::Duration::from_secs(1)),
+            _ => std::time::Duration::from_secs(3600),
+        }
+    }
+
     /// The first firing strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.inner.iter().filter_map(|s| s.after(&after).next()).min()

@@ -1,12 +1,10 @@
-//! Unix signals as events: SIGTERM/SIGINT stop, SIGHUP reloads.
+//! Unix signals as daemon events: SIGTERM/SIGINT stop, SIGHUP reloads.
 
+use futures_util::Stream;
+use futures_util::stream;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    Shutdown,
-    Reload,
-}
+use crate::daemon::Event;
 
 pub struct Signals {
     term: Signal,
@@ -29,5 +27,9 @@ impl Signals {
             _ = self.int.recv() => Event::Shutdown,
             _ = self.hup.recv() => Event::Reload,
         }
+    }
+
+    pub fn into_stream(self) -> impl Stream<Item = Event> {
+        stream::unfold(self, |mut signals| async move { Some((signals.next().await, signals)) })
     }
 }

@@ -14,7 +14,8 @@ use futures_util::stream;
 use crate::config::{self, Config};
 use crate::inventory::ProjectInventory;
 
-pub enum Source {
+/// The configured way of reading the world, ready to collect.
+pub enum Collector {
     Gcp(Box<gcp::GcpSource>),
     Snapshot(snapshot::SnapshotSource),
     AssetInventory(asset::AssetSource),
@@ -29,14 +30,14 @@ pub struct Collected<T> {
     pub discovery_error: Option<String>,
 }
 
-impl Source {
+impl Collector {
     /// Builds the configured source; a bad credentials file fails here, naming the path.
-    pub fn from_config(config: &Config, metrics: client::ClientMetrics) -> Result<Source, String> {
+    pub fn from_config(config: &Config, metrics: client::ClientMetrics) -> Result<Collector, String> {
         match &config.source {
             config::Source::Snapshot { path } if !path.exists() => {
                 Err(format!("source.path {}: no such file or directory", path.display()))
             }
-            config::Source::Snapshot { path } => Ok(Source::Snapshot(snapshot::SnapshotSource::new(
+            config::Source::Snapshot { path } => Ok(Collector::Snapshot(snapshot::SnapshotSource::new(
                 path.clone(),
                 config.scope.projects.clone(),
                 config.scope.kinds.clone(),
@@ -44,14 +45,14 @@ impl Source {
             config::Source::Gcp => {
                 let client = api_client(config, metrics)?;
                 let gcp = &config.gcp;
-                Ok(Source::Gcp(Box::new(gcp::GcpSource::new(
+                Ok(Collector::Gcp(Box::new(gcp::GcpSource::new(
                     client,
                     gcp.endpoints.clone(),
                     config.scope.clone(),
                     gcp.run_api,
                 ))))
             }
-            config::Source::AssetInventory { scope } => Ok(Source::AssetInventory(asset::AssetSource::new(
+            config::Source::AssetInventory { scope } => Ok(Collector::AssetInventory(asset::AssetSource::new(
                 api_client(config, metrics)?,
                 config.gcp.endpoints.asset.clone(),
                 scope.clone(),
@@ -72,12 +73,12 @@ impl Source {
     ) -> Collected<T> {
         let kept = |inventory: &ProjectInventory| !discovery::excluded(&scope.exclude_projects, &inventory.project);
         match self {
-            Source::AssetInventory(s) => whole(s.collect_all().await, kept, each),
-            Source::Snapshot(s) => match s.collect_asset_file().await {
+            Collector::AssetInventory(s) => whole(s.collect_all().await, kept, each),
+            Collector::Snapshot(s) => match s.collect_asset_file().await {
                 Some(result) => whole(result, kept, each),
                 None => per_project(s, scope, concurrency, each).await,
             },
-            Source::Gcp(s) => per_project(s.as_ref(), scope, concurrency, each).await,
+            Collector::Gcp(s) => per_project(s.as_ref(), scope, concurrency, each).await,
         }
     }
 }

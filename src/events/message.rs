@@ -49,7 +49,7 @@ wire_enum! {
 
 /// Where the messages come from (`[events] source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub enum Feed {
     AuditLog,
     AssetFeed,
 }
@@ -62,10 +62,10 @@ pub struct Parsed {
     pub happened_at: Option<String>,
 }
 
-pub fn parse(source: Source, data: &[u8]) -> Result<Parsed, Ignored> {
-    match source {
-        Source::AuditLog => audit_log(data),
-        Source::AssetFeed => asset_feed(data),
+pub fn parse(feed: Feed, data: &[u8]) -> Result<Parsed, Ignored> {
+    match feed {
+        Feed::AuditLog => audit_log(data),
+        Feed::AssetFeed => asset_feed(data),
     }
 }
 
@@ -278,7 +278,7 @@ mod tests {
         let labels = json!({"configuration_name": "", "location": "asia-northeast1", "project_id": "team-a",
                             "revision_name": "", "service_name": "bot"});
         let parsed = parse(
-            Source::AuditLog,
+            Feed::AuditLog,
             &entry("google.cloud.run.v1.Services.ReplaceService", "namespaces/team-a/services/bot", labels),
         )
         .unwrap();
@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn every_api_s_writes_become_triggers_and_nothing_else_does() {
-        let v2 = |m: &str, r: &str| parse(Source::AuditLog, &entry(m, r, json!({"project_id": "team-a"})));
+        let v2 = |m: &str, r: &str| parse(Feed::AuditLog, &entry(m, r, json!({"project_id": "team-a"})));
         assert_eq!(
             v2("google.cloud.run.v2.WorkerPools.UpdateWorkerPool", "projects/team-a/locations/us-east1/workerPools/q")
                 .unwrap()
@@ -333,12 +333,12 @@ mod tests {
         ))
         .unwrap();
         failed["protoPayload"]["status"] = json!({"code": 10, "message": "Conflict"});
-        assert_eq!(parse(Source::AuditLog, failed.to_string().as_bytes()), Err(Ignored::FailedCall));
-        assert_eq!(parse(Source::AuditLog, b"\xff\xfe not json"), Err(Ignored::Malformed));
-        assert_eq!(parse(Source::AuditLog, b"{}"), Err(Ignored::Malformed));
+        assert_eq!(parse(Feed::AuditLog, failed.to_string().as_bytes()), Err(Ignored::FailedCall));
+        assert_eq!(parse(Feed::AuditLog, b"\xff\xfe not json"), Err(Ignored::Malformed));
+        assert_eq!(parse(Feed::AuditLog, b"{}"), Err(Ignored::Malformed));
         assert_eq!(
             parse(
-                Source::AuditLog,
+                Feed::AuditLog,
                 &entry("google.cloud.run.v1.Services.ReplaceService", "namespaces/p/services/s", json!({}))
             ),
             Err(Ignored::Malformed),
@@ -352,14 +352,14 @@ mod tests {
                                        "name": "//run.googleapis.com/projects/team-a/locations/europe-west1/services/checkout",
                                        "updateTime": "2026-11-29T09:10:00Z"},
                              "deleted": true, "priorAssetState": "PRESENT", "window": {"startTime": "2026-11-29T09:10:00Z"}});
-        let parsed = parse(Source::AssetFeed, deleted.to_string().as_bytes()).unwrap();
+        let parsed = parse(Feed::AssetFeed, deleted.to_string().as_bytes()).unwrap();
         assert_eq!(parsed.trigger, workload("team-a", Kind::Service, "europe-west1", "checkout"));
         let welcome = b"You have successfully configured real time feed 'organizations/1/feeds/f' ...";
-        assert_eq!(parse(Source::AssetFeed, welcome), Err(Ignored::FeedWelcome));
+        assert_eq!(parse(Feed::AssetFeed, welcome), Err(Ignored::FeedWelcome));
         let policy = json!({"asset": {"assetType": "binaryauthorization.googleapis.com/Policy",
                                       "name": "//binaryauthorization.googleapis.com/projects/123/policy"}});
         assert_eq!(
-            parse(Source::AssetFeed, policy.to_string().as_bytes()).unwrap().trigger,
+            parse(Feed::AssetFeed, policy.to_string().as_bytes()).unwrap().trigger,
             Trigger::Policy { project: "123".into() }
         );
     }
