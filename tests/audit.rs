@@ -3,6 +3,7 @@
 mod support;
 
 use serde_json::{Value, json};
+use support::config::TestConfig;
 use support::fake_google::{FakeGoogle, Fault, World};
 use support::resources::*;
 use support::run::{audit_json, gcp_config, run_cli};
@@ -126,9 +127,7 @@ async fn run_v1_and_run_v2_listings_give_the_same_verdicts() {
     let dir = tempfile::tempdir().unwrap();
     let v1 = gcp_config(dir.path(), &fake, &[id], "", "");
     let (_, v1_report, _) = audit_json(&v1).await;
-    let v2_text = std::fs::read_to_string(&v1).unwrap().replace("[gcp]\n", "[gcp]\nrun_api = \"v2\"\n");
-    let v2 = dir.path().join("v2.toml");
-    std::fs::write(&v2, v2_text).unwrap();
+    let v2 = TestConfig::load(&v1).set("gcp.run_api", "v2").write(&dir.path().join("v2.toml"));
     let (_, v2_report, _) = audit_json(&v2).await;
 
     assert_eq!(v1_report["complete"], true);
@@ -471,27 +470,6 @@ async fn the_asset_inventory_feed_and_its_gcloud_export_give_the_same_verdicts()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn project_search_results_are_reused_within_their_ttl() {
-    let mut world = World::default();
-    compliant_project(&mut world, "found");
-    world.search = vec![("found".into(), "ACTIVE".into(), "folders/9".into())];
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = support::run::free_port();
-    let config = gcp_config(
-        dir.path(),
-        &fake,
-        &[],
-        "project_query = \"parent:folders/9\"\nproject_query_ttl = \"1h\"",
-        &format!("[schedule]\ncron = \"* * * * * *\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n"),
-    );
-    let daemon = support::run::Daemon::start(&config).await;
-    daemon.wait_for_cycles(3).await;
-    let searches = fake.requests().iter().filter(|r| r.path == "/v3/projects:search").count();
-    assert_eq!(searches, 1, "three cycles, one search");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn folders_are_walked_to_every_depth_and_exclusions_are_never_read() {
     let mut world = World::default();
     for id in ["top-app", "deep-app", "sys-logging", "search-only"] {
@@ -579,7 +557,7 @@ async fn a_plain_source_deploy_is_an_exempt_image_through_run_v1_and_v2_alike() 
     let dir = tempfile::tempdir().unwrap();
     let v1 = gcp_config(dir.path(), &fake, &[id], "", "");
     let v2 = dir.path().join("v2.toml");
-    std::fs::write(&v2, std::fs::read_to_string(&v1).unwrap().replace("[gcp]\n", "[gcp]\nrun_api = \"v2\"\n")).unwrap();
+    TestConfig::load(&v1).set("gcp.run_api", "v2").write(&v2);
 
     let (_, from_v1, _) = audit_json(&v1).await;
     let (_, from_v2, _) = audit_json(&v2).await;

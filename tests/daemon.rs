@@ -1,21 +1,27 @@
-//! The daemon as Prometheus and operators see it: the real binary against the fake Google.
+//! The daemon as Prometheus and operators see it, against the fake Google: in-process (the
+//! test sends the ticks, reloads and stops), plus a few runs of the real binary for what only
+//! a process has (signals, systemd's socket, its log output).
 
 mod support;
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use binauthz_auditor::daemon::Event;
 use serde_json::{Value, json};
+use support::config::TestConfig;
+use support::daemon::InProcess;
 use support::fake_google::{FakeGoogle, Fault, World};
 use support::resources::*;
-use support::run::{Daemon, free_port, gcp_config, sample, series};
+use support::run::{Daemon, cycles, free_port, gcp_config, promtool_check_metrics, sample, series};
 
 const REGION: &str = "us-central1";
-const EVERY_SECOND: &str = "* * * * * *";
+/// Once a year: in-process tests send their own ticks.
+const RARELY: &str = "0 0 1 1 *";
 
-fn daemon_extra(port: u16, cron: &str) -> String {
-    format!("[schedule]\ncron = \"{cron}\"\nrun_on_start = true\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n")
+/// The daemon's part of a test config: a schedule, and a port the system chooses.
+fn in_process(run_on_start: bool) -> String {
+    format!("[schedule]\ncron = \"{RARELY}\"\nrun_on_start = {run_on_start}\n\n[server]\nlisten = \"127.0.0.1:0\"\n")
 }
 
 fn seed(world: &mut World, id: &str) {
@@ -34,37 +40,18 @@ fn resource_series(name: &str, project: &str, kind: &str, resource: &str) -> Str
     series(name, &[("project", project), ("location", REGION), ("kind", kind), ("name", resource)])
 }
 
-/// `promtool check metrics` must accept the exposition; a missing promtool is a failure.
-fn promtool_check_metrics(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is required (apt-get install prometheus; scripts/test installs it)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_describe_every_workload_and_pass_promtool() {
     let mut world = World::default();
     seed(&mut world, "shop-prod");
     let fake = FakeGoogle::start(world).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["shop-prod"], "", &daemon_extra(free_port(), "0 0 * * *"));
-    let daemon = Daemon::start(&config).await;
+    let config = gcp_config(dir.path(), &fake, &["shop-prod"], "", &in_process(true));
+    let daemon = InProcess::start(&config).await;
 
     let metrics = daemon.wait_for_cycles(1).await;
 
-    let content_type = daemon.get("/metrics").await.unwrap().headers()["content-type"].to_str().unwrap().to_owned();
+    let content_type = daemon.get("/metrics").await.headers()["content-type"].to_str().unwrap().to_owned();
     assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
     promtool_check_metrics(&metrics);
     let p = "shop-prod";
@@ -116,9 +103,9 @@ async fn metrics_describe_every_workload_and_pass_promtool() {
         "HELP says results are cached"
     );
 
-    let landing = daemon.get("/").await.unwrap().text().await.unwrap();
+    let landing = daemon.get("/").await.text().await.unwrap();
     assert!(landing.contains("href=\"metrics\"") && landing.contains("href=\"report\""));
-    assert_eq!(daemon.get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(daemon.get("/healthz").await.status(), 200);
     let report = daemon.report().await;
     assert_eq!(report["complete"], true);
     assert_eq!(report["summary"]["non_compliant"], 2, "{report:#}");
@@ -130,8 +117,8 @@ async fn a_changed_workload_loses_its_old_series_on_the_next_cycle() {
     seed(&mut world, "shop-prod");
     let fake = FakeGoogle::start(world).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["shop-prod"], "", &daemon_extra(free_port(), EVERY_SECOND));
-    let daemon = Daemon::start(&config).await;
+    let config = gcp_config(dir.path(), &fake, &["shop-prod"], "", &in_process(true));
+    let daemon = InProcess::start(&config).await;
     let open = resource_series("binauthz_resource_compliant", "shop-prod", "service", "open");
     let etl = resource_series("binauthz_resource_compliant", "shop-prod", "job", "etl");
     let before = daemon.wait_for_cycles(1).await;
@@ -143,20 +130,11 @@ async fn a_changed_workload_loses_its_old_series_on_the_next_cycle() {
         p.services[1] = service("shop-prod", REGION, "open");
         p.jobs.clear();
     });
-    let cycles_so_far = cycles(&before);
-    let after = daemon.wait_for_cycles(cycles_so_far + 2).await;
+    let after = daemon.tick_until(cycles(&before) + 1).await;
 
     assert_eq!(sample(&after, &open), Some(1.0), "fixed workloads turn compliant");
     assert!(!after.contains("reason=\"binauthz_disabled\""), "the violation series is gone:\n{after}");
     assert_eq!(sample(&after, &etl), None, "a deleted job's series is gone");
-}
-
-fn cycles(metrics: &str) -> u64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("binauthz_audit_cycles_total{") && !l.contains("skipped"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,8 +144,8 @@ async fn a_failing_project_keeps_its_last_known_series_and_goes_down() {
     seed(&mut world, "flaky");
     let fake = FakeGoogle::start(world).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["flaky", "healthy"], "", &daemon_extra(free_port(), EVERY_SECOND));
-    let daemon = Daemon::start(&config).await;
+    let config = gcp_config(dir.path(), &fake, &["flaky", "healthy"], "", &in_process(true));
+    let daemon = InProcess::start(&config).await;
     let first = daemon.wait_for_cycles(1).await;
     let flaky_success =
         sample(&first, &series("binauthz_project_last_success_timestamp_seconds", &[("project", "flaky")]));
@@ -181,7 +159,7 @@ async fn a_failing_project_keeps_its_last_known_series_and_goes_down() {
         w.project("flaky").services.clear(); // were it seen, everything would vanish
         w.project("healthy").jobs.clear();
     });
-    let after = daemon.wait_for_cycles(cycles(&first) + 2).await;
+    let after = daemon.tick_until(cycles(&first) + 1).await;
 
     assert_eq!(sample(&after, &series("binauthz_project_up", &[("project", "flaky")])), Some(0.0));
     assert_eq!(sample(&after, &series("binauthz_project_up", &[("project", "healthy")])), Some(1.0));
@@ -210,12 +188,17 @@ async fn sigterm_during_a_cycle_exits_zero_within_five_seconds() {
     world.faults.push(Fault::delay("/policy", Duration::from_secs(60)));
     let fake = FakeGoogle::start(world).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["slow"], "", &daemon_extra(free_port(), "0 0 * * *"));
-    let config_text =
-        std::fs::read_to_string(&config).unwrap().replace("request_timeout = \"2s\"", "request_timeout = \"120s\"");
-    std::fs::write(&config, config_text).unwrap();
+    let config = TestConfig::gcp(dir.path(), &fake, &["slow"])
+        .set("gcp.request_timeout", "120s")
+        .merge(&binary_daemon(free_port()))
+        .write_in(dir.path());
     let mut daemon = Daemon::start(&config).await;
-    tokio::time::sleep(Duration::from_millis(500)).await; // the cycle is now waiting on the policy
+    // The cycle is now waiting on the policy: that request is in flight.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.with(|w| w.in_flight.get("/v1/projects/slow/policy").copied()) != Some(1) {
+        assert!(Instant::now() < deadline, "the cycle never reached the policy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let started = Instant::now();
     daemon.signal("TERM");
@@ -227,19 +210,45 @@ async fn sigterm_during_a_cycle_exits_zero_within_five_seconds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_search_results_are_reused_within_their_ttl() {
+    let mut world = World::default();
+    seed(&mut world, "found");
+    world.search = vec![("found".into(), "ACTIVE".into(), "folders/9".into())];
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = TestConfig::gcp(dir.path(), &fake, &[])
+        .set("scope.project_query", "parent:folders/9")
+        .set("scope.project_query_ttl", "1h")
+        .merge(&in_process(true))
+        .write_in(dir.path());
+    let daemon = InProcess::start(&config).await;
+    daemon.wait_for_cycles(1).await;
+    daemon.tick_until(2).await;
+    daemon.tick_until(3).await;
+
+    let searches = fake.requests().iter().filter(|r| r.path == "/v3/projects:search").count();
+    assert_eq!(searches, 1, "three cycles, one search");
+}
+
+/// The real binary's part of a config: a rare schedule, an audit at start, a fixed port.
+fn binary_daemon(port: u16) -> String {
+    format!("[schedule]\ncron = \"{RARELY}\"\nrun_on_start = true\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_applies_a_good_config_and_keeps_the_old_one_after_a_bad_one() {
     let mut world = World::default();
     seed(&mut world, "first");
     seed(&mut world, "second");
     let fake = FakeGoogle::start(world).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = gcp_config(dir.path(), &fake, &["first"], "", &daemon_extra(port, EVERY_SECOND));
-    let good_text = std::fs::read_to_string(&config).unwrap();
+    let good = TestConfig::gcp(dir.path(), &fake, &["first"]).merge(&binary_daemon(free_port()));
+    let config = good.write_in(dir.path());
     let daemon = Daemon::start(&config).await;
     daemon.wait_for_cycles(1).await;
 
-    std::fs::write(&config, good_text.replace("[rules]", "").replace("[scope]", "[scope]\nbogus = 1")).unwrap();
+    // A bad edit: refused, visibly, and the old configuration stays in force.
+    good.clone().set("scope.bogus", 1).set("scope.projects", vec!["first", "second"]).write(&config);
     daemon.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut metrics = daemon.metrics().await;
@@ -249,57 +258,81 @@ async fn sighup_applies_a_good_config_and_keeps_the_old_one_after_a_bad_one() {
         metrics = daemon.metrics().await;
     }
     assert!(daemon.get("/healthz").await.is_ok(), "still serving");
+    let audited =
+        |metrics: &str, project: &str| sample(metrics, &series("binauthz_project_up", &[("project", project)]));
+    assert_eq!(audited(&metrics, "first"), Some(1.0));
+    assert_eq!(audited(&metrics, "second"), None, "the refused configuration is not in use");
 
-    std::fs::write(&config, good_text.replace("projects = [\"first\"]", "projects = [\"first\", \"second\"]")).unwrap();
+    good.set("scope.projects", vec!["first", "second"]).write(&config);
     daemon.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let metrics = daemon.metrics().await;
-        if sample(&metrics, "binauthz_config_last_reload_successful") == Some(1.0)
-            && sample(&metrics, &series("binauthz_project_up", &[("project", "second")])) == Some(1.0)
-        {
+        if sample(&metrics, "binauthz_config_last_reload_successful") == Some(1.0) {
             break;
         }
-        assert!(Instant::now() < deadline, "the good reload did not take effect:\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(Instant::now() < deadline, "the good reload was not reported:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cycle_longer_than_the_schedule_interval_makes_the_next_one_skip() {
+async fn a_reload_applies_the_new_configuration_to_the_next_cycle() {
     let mut world = World::default();
-    seed(&mut world, "slow");
-    world.faults.push(Fault::delay("/policy", Duration::from_millis(2500)));
+    seed(&mut world, "first");
+    seed(&mut world, "second");
     let fake = FakeGoogle::start(world).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["slow"], "", &daemon_extra(free_port(), EVERY_SECOND));
-    let config_text =
-        std::fs::read_to_string(&config).unwrap().replace("request_timeout = \"2s\"", "request_timeout = \"10s\"");
-    std::fs::write(&config, config_text).unwrap();
-    let daemon = Daemon::start(&config).await;
+    let good = TestConfig::gcp(dir.path(), &fake, &["first"]).merge(&in_process(true));
+    let config = good.write_in(dir.path());
+    let daemon = InProcess::start(&config).await;
+    let before = daemon.wait_for_cycles(1).await;
 
+    good.set("scope.projects", vec!["first", "second"]).write(&config);
+    daemon.send(Event::Reload).await;
+    let after = daemon.tick_until(cycles(&before) + 1).await;
+
+    assert_eq!(sample(&after, "binauthz_config_last_reload_successful"), Some(1.0));
+    assert_eq!(sample(&after, &series("binauthz_project_up", &[("project", "second")])), Some(1.0), "{after}");
+    daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_while_a_cycle_runs_is_skipped_and_counted() {
+    let mut world = World::default();
+    seed(&mut world, "slow");
+    world.faults.push(Fault::delay("/policy", Duration::from_millis(1500)));
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        TestConfig::gcp(dir.path(), &fake, &["slow"]).set("gcp.request_timeout", "10s").merge(&in_process(true));
+    let daemon = InProcess::start(&config.write_in(dir.path())).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.with(|w| w.in_flight.get("/v1/projects/slow/policy").copied()) != Some(1) {
+        assert!(Instant::now() < deadline, "the first cycle never reached the policy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    daemon.send(Event::Tick).await;
     let metrics = daemon.wait_for_cycles(1).await;
 
-    let skipped = sample(&metrics, &series("binauthz_audit_cycles_total", &[("result", "skipped")])).unwrap_or(0.0);
-    assert!(skipped >= 1.0, "{metrics}");
+    let skipped = sample(&metrics, &series("binauthz_audit_cycles_total", &[("result", "skipped")]));
+    assert_eq!(skipped, Some(1.0), "{metrics}");
     let most_at_once = fake.with(|w| w.max_in_flight.get("/v1/projects/slow/policy").copied());
     assert_eq!(most_at_once, Some(1), "never two cycles at once");
 }
 
 /// A config auditing the bundled demo snapshot, listening on a free port.
-fn demo_config(dir: &std::path::Path, cron: &str) -> (std::path::PathBuf, u16) {
+fn demo_config(dir: &std::path::Path) -> (std::path::PathBuf, u16) {
     let port = free_port();
     let demo = std::fs::canonicalize("config/demo").unwrap();
-    let path = dir.join("demo.toml");
-    std::fs::write(&path, format!("[source]\nkind = \"snapshot\"\npath = {demo:?}\n\n{}", daemon_extra(port, cron)))
-        .unwrap();
-    (path, port)
+    (TestConfig::snapshot(&demo).merge(&binary_daemon(port)).write(&dir.join("demo.toml")), port)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn systemd_hears_ready_status_and_watchdog_pings() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, port) = demo_config(dir.path(), "0 0 * * *");
+    let (config, port) = demo_config(dir.path());
     let socket_path = dir.path().join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -331,7 +364,7 @@ async fn systemd_hears_ready_status_and_watchdog_pings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_with_a_line_per_cycle() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, _) = demo_config(dir.path(), "0 0 * * *");
+    let (config, _) = demo_config(dir.path());
     let child = tokio::process::Command::new(support::run::BIN)
         .args(["--log-format", "json", "run", "--config", config.to_str().unwrap()])
         .stderr(Stdio::piped())

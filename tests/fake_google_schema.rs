@@ -7,6 +7,7 @@
 mod support;
 
 use serde_json::json;
+use support::config::TestConfig;
 use support::discovery::{Discovery, check_traffic};
 use support::fake_google::{FakeGoogle, World};
 use support::resources::*;
@@ -45,17 +46,16 @@ async fn every_request_is_a_discovery_method_and_every_response_fits_its_schema(
     let dir = tempfile::tempdir().unwrap();
     let config =
         gcp_config(dir.path(), &fake, &[], "project_query = \"parent:folders/1\"\nfolders = [\"organizations/1\"]", "");
-    let base = std::fs::read_to_string(&config).unwrap();
+    let base = TestConfig::load(&config);
     // The same estate through the Run v1 global endpoint (default), Run v2 per region, and
     // the Asset Inventory feed: every request any of them makes is checked.
     let variants = [
         base.clone(),
-        base.replace("[gcp]\n", "[gcp]\nrun_api = \"v2\"\n"),
-        format!("{base}\n[source]\nkind = \"asset_inventory\"\nscope = \"organizations/1\"\n"),
+        base.clone().set("gcp.run_api", "v2"),
+        base.clone().set("source.kind", "asset_inventory").set("source.scope", "organizations/1"),
     ];
-    for (i, text) in variants.iter().enumerate() {
-        let path = dir.path().join(format!("variant{i}.toml"));
-        std::fs::write(&path, text).unwrap();
+    for (i, variant) in variants.iter().enumerate() {
+        let path = variant.write(&dir.path().join(format!("variant{i}.toml")));
         let (code, report, stderr) = audit_json(&path).await;
         assert_eq!(report["complete"], true, "variant {i}: {stderr}\n{report:#}");
         assert_eq!(code, 1, "variant {i}");

@@ -8,6 +8,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::config::TestConfig;
 use support::fake_google::{FakeGoogle, Fault, World, closing_server};
 use support::resources::*;
 use support::run::{audit_json, free_port, gcp_config};
@@ -37,6 +38,7 @@ struct Case {
     faults: Vec<Fault>,
     tweak: fn(&mut World),
     /// Replacements in the generated config (e.g. a shorter timeout).
+    /// Config keys set for this case (dotted path, value).
     config: &'static [(&'static str, &'static str)],
     /// `None`: the victim's audit must be complete.
     victim_error: Option<&'static str>,
@@ -86,10 +88,7 @@ fn cases() -> Vec<Case> {
             name: "a request that hangs past the timeout",
             faults: vec![Fault::delay("/v1/projects/victim/policy", Duration::from_secs(5))],
             tweak: no_tweak,
-            config: &[
-                ("request_timeout = \"2s\"", "request_timeout = \"500ms\""),
-                ("max_retries = 3", "max_retries = 1"),
-            ],
+            config: &[("gcp.request_timeout", "500ms"), ("gcp.max_retries", "1")],
             victim_error: Some("policy: no answer within 500ms"),
         },
         Case {
@@ -99,10 +98,7 @@ fn cases() -> Vec<Case> {
                     .trickle(Duration::from_millis(100)),
             ],
             tweak: no_tweak,
-            config: &[
-                ("request_timeout = \"2s\"", "request_timeout = \"500ms\""),
-                ("max_retries = 3", "max_retries = 1"),
-            ],
+            config: &[("gcp.request_timeout", "500ms"), ("gcp.max_retries", "1")],
             victim_error: Some("services: no answer within 500ms"),
         },
         Case {
@@ -200,12 +196,14 @@ async fn every_fault_leaves_the_other_project_right_and_never_invents_compliance
         (case.tweak)(&mut world);
         let fake = FakeGoogle::start(world).await;
         let dir = tempfile::tempdir().unwrap();
-        let config = gcp_config(dir.path(), &fake, &["bystander", "victim"], "", "");
-        let mut text = std::fs::read_to_string(&config).unwrap();
-        for (from, to) in case.config {
-            text = text.replace(from, to);
+        let mut config = TestConfig::gcp(dir.path(), &fake, &["bystander", "victim"]);
+        for (key, value) in case.config {
+            config = match value.parse::<i64>() {
+                Ok(n) => config.set(key, n),
+                Err(_) => config.set(key, *value),
+            };
         }
-        std::fs::write(&config, text).unwrap();
+        let config = config.write_in(dir.path());
 
         let (code, report, stderr) = audit_json(&config).await;
 
@@ -296,10 +294,9 @@ async fn tokens_that_expire_mid_cycle_are_renewed() {
     world.token_valid_for = Some(Duration::from_millis(1500));
     let fake = FakeGoogle::start(world).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["bystander", "victim"], "", "");
-    let text = std::fs::read_to_string(&config).unwrap();
     // One request at a time, so later requests queue long past the first token's life.
-    std::fs::write(&config, text.replace("[gcp]\n", "[gcp]\nconcurrency = 1\n")).unwrap();
+    let config =
+        TestConfig::gcp(dir.path(), &fake, &["bystander", "victim"]).set("gcp.concurrency", 1).write_in(dir.path());
 
     let (code, report, stderr) = audit_json(&config).await;
 
@@ -320,11 +317,9 @@ async fn connections_that_close_or_are_refused_are_transport_errors() {
         seed(&mut world, "victim");
         let fake = FakeGoogle::start(world).await;
         let dir = tempfile::tempdir().unwrap();
-        let config = gcp_config(dir.path(), &fake, &["victim"], "", "");
-        let text = std::fs::read_to_string(&config).unwrap();
-        let text =
-            text.replacen(&format!("functions = \"{}\"", fake.base_url), &format!("functions = \"{endpoint}\""), 1);
-        std::fs::write(&config, text).unwrap();
+        let config = TestConfig::gcp(dir.path(), &fake, &["victim"])
+            .set("gcp.endpoints.functions", endpoint)
+            .write_in(dir.path());
 
         let (code, report, stderr) = audit_json(&config).await;
 

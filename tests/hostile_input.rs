@@ -137,9 +137,10 @@ proptest! {
 /// Names no real API would send, but a hostile or buggy one might.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn awkward_names_are_escaped_in_the_exposition_format() {
+    use support::daemon::InProcess;
     use support::fake_google::{FakeGoogle, World};
     use support::resources::{enforcing_policy, service, set};
-    use support::run::{Daemon, free_port, gcp_config};
+    use support::run::{gcp_config, promtool_check_metrics};
 
     let awkward = ["quote\"d", "back\\slash", "new\nline", "ünïcödé-✓", "{braces}=,"];
     let mut world = World::default();
@@ -161,27 +162,17 @@ async fn awkward_names_are_escaped_in_the_exposition_format() {
         .collect();
     let fake = FakeGoogle::start(world).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let config = gcp_config(
         dir.path(),
         &fake,
         &["p"],
         "",
-        &format!("[schedule]\ncron = \"0 0 * * *\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n"),
+        "[schedule]\ncron = \"0 0 1 1 *\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
     );
-    let daemon = Daemon::start(&config).await;
+    let daemon = InProcess::start(&config).await;
     let metrics = daemon.wait_for_cycles(1).await;
 
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool is required (apt-get install prometheus)");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), metrics.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    promtool_check_metrics(&metrics);
     assert!(metrics.contains(r#"name="quote\"d""#), "{metrics}");
     assert!(metrics.contains(r#"name="back\\slash""#));
     assert!(metrics.contains(r#"name="new\nline""#));

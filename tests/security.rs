@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::config::TestConfig;
 use support::fake_google::{FakeGoogle, World};
 use support::pki::{Pki, https_client, make_pki, snapshot_config};
 use support::resources::{enforcing_policy, service, set};
@@ -474,8 +475,8 @@ async fn sighup_changes_the_listeners_security_or_fails_visibly() {
     // A new address that cannot be bound: the reload fails, visibly, and nothing changes.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_port = taken.local_addr().unwrap().port();
-    let original = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, original.replace(&format!(":{port}\""), &format!(":{taken_port}\""))).unwrap();
+    let original = TestConfig::load(&config);
+    original.clone().set("server.listen", format!("127.0.0.1:{taken_port}")).write(&config);
     daemon.signal("HUP");
     until("the failed reload on /metrics", async || reloaded(&daemon.metrics().await) == Some(0.0)).await;
     let text = std::fs::read_to_string(&log).unwrap();
@@ -486,7 +487,7 @@ async fn sighup_changes_the_listeners_security_or_fails_visibly() {
 
     // A new address that can be bound: served there, and no longer on the old one.
     let moved = free_port();
-    std::fs::write(&config, original.replace(&format!(":{port}\""), &format!(":{moved}\""))).unwrap();
+    original.set("server.listen", format!("127.0.0.1:{moved}")).write(&config);
     daemon.signal("HUP");
     let new_url = format!("http://127.0.0.1:{moved}/metrics");
     until("the new address", async || plain.get(&new_url).send().await.is_ok()).await;

@@ -104,10 +104,12 @@ impl Endpoint {
         Ok(())
     }
 
-    /// `scheme://listen/path`, as clients reach it now.
+    /// `scheme://address/path`, as clients reach it now (the bound address: port 0 in the
+    /// configuration becomes the port the system chose).
     pub fn url(&self, path: &str) -> String {
         let scheme = if self.settings.tls.is_some() { "https" } else { "http" };
-        format!("{scheme}://{}{path}", self.settings.listen)
+        let address = self.listener.local_addr().unwrap_or(self.settings.listen);
+        format!("{scheme}://{address}{path}")
     }
 
     /// Resolves only if serving broke down for good.

@@ -2,6 +2,8 @@
 //! binary. Each test crate uses a different part of it.
 #![allow(dead_code)]
 
+pub mod config;
+pub mod daemon;
 pub mod discovery;
 pub mod fake_auth;
 pub mod fake_google;

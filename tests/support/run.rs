@@ -8,41 +8,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
+use super::config::TestConfig;
 use super::fake_google::FakeGoogle;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_binauthz-auditor");
 
-/// A config for the gcp source with every endpoint on the fake; `extra` is appended verbatim
-/// (its tables must not repeat `[scope]`, `[gcp]` or `[gcp.endpoints]`).
+/// A config for the gcp source with every endpoint on the fake, written as `config.toml` in
+/// `dir`; `scope_extra` holds more `[scope]` keys and `extra` more tables (TOML fragments).
 pub fn gcp_config(dir: &Path, fake: &FakeGoogle, projects: &[&str], scope_extra: &str, extra: &str) -> PathBuf {
-    let key = fake.write_key_file(dir);
-    let url = &fake.base_url;
-    let projects = projects.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
-    let text = format!(
-        r#"[scope]
-projects = [{projects}]
-{scope_extra}
-
-[gcp]
-credentials_file = {key:?}
-request_timeout = "2s"
-retry_min_delay = "10ms"
-retry_max_delay = "50ms"
-max_retries = 3
-
-[gcp.endpoints]
-run = "{url}"
-functions = "{url}"
-binaryauthorization = "{url}"
-resourcemanager = "{url}"
-asset = "{url}"
-
-{extra}
-"#
-    );
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    TestConfig::gcp(dir, fake, projects).merge(&format!("[scope]\n{scope_extra}")).merge(extra).write_in(dir)
 }
 
 pub async fn run_cli(args: &[&str]) -> Output {
@@ -149,12 +123,7 @@ impl Daemon {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let metrics = self.metrics().await;
-            let done: u64 = metrics
-                .lines()
-                .filter(|l| l.starts_with("binauthz_audit_cycles_total{") && !l.contains("skipped"))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-                .sum();
-            if done >= n {
+            if cycles(&metrics) >= n {
                 return metrics;
             }
             assert!(Instant::now() < deadline, "fewer than {n} cycles after 30s:\n{metrics}");
@@ -182,6 +151,35 @@ impl Daemon {
         let status = std::process::Command::new("kill").args(["-s", signal, &pid]).status().unwrap();
         assert!(status.success());
     }
+}
+
+/// Finished cycles in a scrape: `binauthz_audit_cycles_total` over every result but skipped.
+pub fn cycles(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("binauthz_audit_cycles_total{") && !l.contains("skipped"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// `promtool check metrics` must accept the exposition; a missing promtool is a failure.
+pub fn promtool_check_metrics(text: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is required (apt-get install prometheus; scripts/test installs it)");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The value of the first sample whose line starts with `series` (name and labels as rendered).
