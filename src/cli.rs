@@ -12,6 +12,7 @@ use crate::collect::Collector;
 use crate::collect::client::ClientMetrics;
 use crate::config::Config;
 use crate::daemon::{self, Counters, Runtime};
+use crate::error::{AppError, EXIT_CONFIG};
 use crate::logging::{self, LogFormat};
 use crate::report::Report;
 use crate::state::Published;
@@ -33,7 +34,8 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Audit once and print the report. Exit 0: complete and compliant; 1: violations; 2: incomplete.
+    /// Audit once and print the report. Exit 0: complete and compliant; 1: violations;
+    /// 2: incomplete; 78: the configuration (or a file it names) is wrong, nothing audited.
     Audit {
         #[arg(long, short)]
         config: PathBuf,
@@ -43,7 +45,8 @@ pub enum Command {
         #[arg(long)]
         fail_on_findings: bool,
     },
-    /// Validate the configuration and the credentials, print which identity API calls will use, then exit.
+    /// Validate the configuration and the credentials, print which identity API calls will use,
+    /// then exit (78 when something is wrong).
     CheckConfig {
         #[arg(long, short)]
         config: PathBuf,
@@ -67,9 +70,6 @@ pub enum Format {
     Json,
 }
 
-/// Exit code for configuration and start-up errors of `audit` (2 is "incomplete").
-const EXIT_FAILED: u8 = 2;
-
 pub async fn run(cli: Cli) -> ExitCode {
     logging::init(cli.log_format);
     match cli.command {
@@ -77,7 +77,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("{e}");
-                ExitCode::FAILURE
+                ExitCode::from(e.exit_code())
             }
         },
         Command::Audit { config, format, fail_on_findings } => audit(&config, format, fail_on_findings).await,
@@ -104,15 +104,16 @@ fn allowlist(add: &[String], remove: &[String]) -> ExitCode {
 }
 
 async fn audit(path: &std::path::Path, format: Format, fail_on_findings: bool) -> ExitCode {
-    let prepared = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
+    let prepared = Config::load(path).map_err(AppError::from).and_then(|config| {
         // Counted but not exported: a one-shot audit has no /metrics.
-        Collector::from_config(&config, ClientMetrics::new()).map(|source| (config, source))
+        let source = Collector::from_config(&config, ClientMetrics::new()).map_err(AppError::Setup)?;
+        Ok((config, source))
     });
     let (config, source) = match prepared {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(EXIT_FAILED);
+            return ExitCode::from(e.exit_code());
         }
     };
     let outcome = run_cycle(&source, &config.rules, &config.scope, config.gcp.concurrency).await;
@@ -155,13 +156,13 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    ExitCode::FAILURE
+                    ExitCode::from(EXIT_CONFIG)
                 }
             }
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

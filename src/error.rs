@@ -19,6 +19,21 @@ pub enum AppError {
     Serve(String),
 }
 
+impl AppError {
+    /// The process exit status: sysexits' EX_CONFIG (78) for anything the operator fixes in
+    /// the configuration or the files it names, so scripts and `systemctl status` tell it
+    /// apart from an audit's own outcomes (1 violations, 2 incomplete) and from a crash.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Config(_) | AppError::Setup(_) => EXIT_CONFIG,
+            AppError::Bind { .. } | AppError::Signals(_) | AppError::Serve(_) => 1,
+        }
+    }
+}
+
+/// sysexits.h EX_CONFIG.
+pub const EXIT_CONFIG: u8 = 78;
+
 /// An error and its causes on one line, each cause once (reqwest and gcp_auth nest the useful
 /// part: "error sending request: connection refused").
 pub fn error_chain(e: &dyn std::error::Error) -> String {

@@ -366,17 +366,21 @@ async fn scope_regions_and_kinds_limit_what_is_listed() {
     compliant_project(&mut world, "p1");
     let fake = FakeGoogle::start(world).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["p1"], "regions = [\"europe-west1\"]\nkinds = [\"service\"]", "");
+    let scope = "regions = [\"europe-west1\"]\nkinds = [\"service\", \"function\"]";
+    let config = gcp_config(dir.path(), &fake, &["p1"], scope, "");
 
     let (code, report, _) = audit_json(&config).await;
 
     assert_eq!(code, 0);
+    // Functions are listed for every region at once (`locations/-`): the us-central1 one
+    // is dropped after listing, as are the v1 all-regions services outside europe-west1.
     let names: Vec<&str> =
         report["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["api"]);
     let requests = fake.requests();
     assert!(!requests.iter().any(|r| r.path.ends_with("/locations")), "configured regions need no lookup");
-    assert!(!requests.iter().any(|r| r.path.contains("/functions") || r.path.contains("/jobs")));
+    assert!(requests.iter().any(|r| r.path.contains("/functions")));
+    assert!(!requests.iter().any(|r| r.path.contains("/jobs") || r.path.contains("/workerpools")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

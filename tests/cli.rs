@@ -21,7 +21,7 @@ async fn check_config_names_the_file_line_column_and_key_of_a_mistake() {
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[scope]\nprojects = [\"p\"]\n\n[rules]\nallow_breakglas = true\n").unwrap();
     let out = run_cli(&["check-config", "--config", path.to_str().unwrap()]).await;
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(78));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with(&format!("error: {}:5:1: ", path.display())), "{stderr}");
@@ -80,7 +80,7 @@ async fn a_world_readable_key_is_refused_unless_allowed() {
     std::fs::write(&config, "[scope]\nprojects = [\"p\"]\n[gcp]\ncredentials_file = \"key.json\"\n").unwrap();
 
     let out = run_cli(&["check-config", "--config", config.to_str().unwrap()]).await;
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(78));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("is readable by every user (mode 644)"), "{stderr}");
 
@@ -100,11 +100,35 @@ async fn a_missing_snapshot_is_a_config_error() {
     std::fs::write(&path, "[source]\nkind = \"snapshot\"\npath = \"gone\"\n").unwrap();
     for command in ["check-config", "audit"] {
         let out = run_cli(&[command, "--config", path.to_str().unwrap()]).await;
-        assert_ne!(out.status.code(), Some(0), "{command}");
+        assert_eq!(out.status.code(), Some(78), "{command}");
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert!(
             stderr.contains(&format!("source.path {}: no such file", dir.path().join("gone").display())),
             "{stderr}"
         );
     }
+}
+
+#[tokio::test]
+async fn scope_projects_and_regions_narrow_a_snapshot_like_any_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::fs::canonicalize("config/demo").unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[source]\nkind = \"snapshot\"\npath = {:?}\n[scope]\nprojects = [\"acme-payments-prod\", \"acme-sandbox\"]\nregions = [\"us-central1\"]\n",
+            demo.display()
+        ),
+    )
+    .unwrap();
+    let out = run_cli(&["audit", "--config", path.to_str().unwrap(), "--format", "json"]).await;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen: BTreeSet<(&str, &str)> = report["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["project"].as_str().unwrap(), r["location"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, BTreeSet::from([("acme-payments-prod", "us-central1"), ("acme-sandbox", "us-central1")]));
 }

@@ -454,7 +454,7 @@ async fn federation_from_an_executable_runs_it_as_aip_4117_says_and_caches_its_a
     let config = s.config(&format!("credentials_file = {file:?}"));
 
     let (code, _, err) = s.check_config(&config).await;
-    assert_eq!(code, 1);
+    assert_eq!(code, 78);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.contains(
@@ -688,23 +688,23 @@ async fn unusable_credentials_are_refused_at_start_in_one_line_naming_file_and_t
         let config = s.config("");
         let expected = format!("credentials file {} ({origin}): {needle}", path.display());
         let (code, out, err) = s.check_config(&config).await;
-        assert_eq!(code, 1, "{name}: {out}");
+        assert_eq!(code, 78, "{name}: {out}");
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with(&format!("error: {expected}")), "{err}\nexpected: {expected}");
         let out = s.run(&["audit", "--config", config.to_str().unwrap()]).await;
-        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(out.status.code(), Some(78));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with(&format!("error: {expected}")), "{err}");
         let out = s.run(&["run", "--config", config.to_str().unwrap(), "--log-format", "plain"]).await;
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(78));
         assert!(String::from_utf8_lossy(&out.stderr).contains(&expected));
         std::fs::remove_file(&path).unwrap();
     }
     let missing = s.path("gone.json");
     s.set("GOOGLE_APPLICATION_CREDENTIALS", missing.to_str().unwrap());
     let (code, _, err) = s.check_config(&s.config("")).await;
-    assert_eq!(code, 1);
+    assert_eq!(code, 78);
     assert!(
         err.starts_with(&format!(
             "error: credentials file {} (GOOGLE_APPLICATION_CREDENTIALS): No such file",

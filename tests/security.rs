@@ -409,7 +409,7 @@ async fn a_tls_key_other_users_can_read_is_refused() {
     assert_eq!(check().await.status.code(), Some(0), "a 0600 key is fine");
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let out = check().await;
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(78));
     let stderr = String::from_utf8(out.stderr).unwrap();
     let expected = format!(
         "web.yml: tls_server_config.key_file {}: the file is readable by every user (mode 644) and holds a secret: chmod o-r it",
@@ -425,7 +425,7 @@ async fn alertmanager_urls_with_credentials_are_refused_without_echoing_them() {
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, format!("{text}\n[alertmanager]\nurls = [\"http://binauthz:hunter2@am:9093\"]\n")).unwrap();
     let out = run_cli(&["check-config", "--config", config.to_str().unwrap()]).await;
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(78));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("alertmanager.urls") && stderr.contains("basic_auth_password_file"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");

@@ -71,7 +71,7 @@ async fn a_bad_web_config_is_named_by_check_config() {
     let config =
         snapshot_config(dir.path(), 9464, "tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n");
     let out = run_cli(&["check-config", "--config", config.to_str().unwrap()]).await;
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(78));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("web.yml: tls_server_config.cert_file:") && stderr.contains("missing.crt"), "{stderr}");
 }

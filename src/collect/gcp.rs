@@ -105,8 +105,7 @@ impl GcpSource {
             }
             Kind::Function => unreachable!("functions are listed through the Cloud Functions API"),
         };
-        let in_scope = |w: &Workload| self.scope.regions.is_empty() || self.scope.regions.contains(&w.location);
-        Ok(workloads.into_iter().filter(in_scope).collect())
+        Ok(workloads)
     }
 
     /// Run v2 has no all-regions listing: one list per region and kind.

@@ -64,14 +64,19 @@ impl Collector {
     /// Collects every project in `scope`, `concurrency` projects at a time (requests are
     /// bounded separately inside the HTTP client), handing each inventory to `each` as soon as
     /// it is complete. Projects `scope.exclude_projects` names are never read (an asset feed
-    /// holds them anyway: they are dropped unread).
+    /// holds them anyway: they are dropped unread). Whatever the source, what reaches `each`
+    /// holds only `scope.projects` (when named) and workloads in `scope.regions` (when named).
     pub async fn collect<T>(
         &self,
         scope: &config::Scope,
         concurrency: usize,
         each: impl Fn(ProjectInventory) -> T,
     ) -> Collected<T> {
-        let kept = |inventory: &ProjectInventory| !discovery::excluded(&scope.exclude_projects, &inventory.project);
+        let kept = |inventory: &ProjectInventory| {
+            let named = scope.projects.is_empty() || scope.projects.contains(&inventory.project);
+            named && !discovery::excluded(&scope.exclude_projects, &inventory.project)
+        };
+        let each = |inventory| each(in_regions(scope, inventory));
         match self {
             Collector::AssetInventory(s) => whole(s.collect_all().await, kept, each),
             Collector::Snapshot(s) => match s.collect_asset_file().await {
@@ -81,6 +86,16 @@ impl Collector {
             Collector::Gcp(s) => per_project(s.as_ref(), scope, concurrency, each).await,
         }
     }
+}
+
+/// Drops workloads outside `scope.regions`. Sources that can ask for fewer regions do; the
+/// ones that cannot (the v1 all-regions lists, functions' `locations/-`, a snapshot, a feed)
+/// are narrowed here, so the rule holds in one place.
+fn in_regions(scope: &config::Scope, mut inventory: ProjectInventory) -> ProjectInventory {
+    if !scope.regions.is_empty() {
+        inventory.workloads.retain(|w| scope.regions.contains(&w.location));
+    }
+    inventory
 }
 
 /// A source read project by project.
