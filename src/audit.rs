@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::collect::Collector;
 use crate::config::Scope;
 use crate::evaluate::{ProjectVerdict, Rules, evaluate_project};
+use crate::inventory::ProjectInventory;
 
 #[derive(Debug, Clone)]
 pub struct AuditOutcome {
@@ -22,4 +23,21 @@ pub async fn run_cycle(source: &Collector, rules: &Rules, scope: &Scope, concurr
         discovery_error: collected.discovery_error,
         duration: started.elapsed(),
     }
+}
+
+/// A cycle that also keeps what it read: event mode re-evaluates a project from its
+/// last-known inventory when one of its workloads changes. (Otherwise inventories are
+/// dropped as soon as they are evaluated: they are most of a cycle's memory.)
+pub async fn run_cycle_keeping_inventories(
+    source: &Collector,
+    rules: &Rules,
+    scope: &Scope,
+    concurrency: usize,
+) -> (AuditOutcome, Vec<ProjectInventory>) {
+    let started = Instant::now();
+    let collected =
+        source.collect(scope, concurrency, |inventory| (evaluate_project(&inventory, rules), inventory)).await;
+    let (projects, inventories) = collected.projects.into_iter().unzip();
+    let outcome = AuditOutcome { projects, discovery_error: collected.discovery_error, duration: started.elapsed() };
+    (outcome, inventories)
 }

@@ -35,6 +35,7 @@ wire_enum! {
         Binaryauthorization = "binaryauthorization",
         Resourcemanager = "resourcemanager",
         Asset = "asset",
+        Pubsub = "pubsub",
         Token = "token",
     }
 }

@@ -9,6 +9,7 @@ use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, 
 
 use crate::collect::client::ClientMetrics;
 use crate::evaluate::Compliance;
+use crate::events::EventMetrics;
 use crate::state::Published;
 
 pub struct Metrics {
@@ -18,6 +19,7 @@ pub struct Metrics {
     pub config_reload_successful: IntGauge,
     pub config_reload_timestamp: IntGauge,
     pub alertmanager_notifications: IntCounterVec,
+    pub events: EventMetrics,
 }
 
 const CACHED: &str = "Cached: from the last completed audit cycle.";
@@ -61,6 +63,8 @@ impl Metrics {
             "Unix time of the last successful configuration (re)load.",
         )
         .expect("a valid metric");
+        let events = EventMetrics::new();
+        events.register(&registry);
         let alertmanager_notifications = crate::alertmanager::notifications_counter();
         for c in [
             Box::new(alertmanager_notifications.clone()) as Box<dyn Collector>,
@@ -78,6 +82,7 @@ impl Metrics {
             config_reload_successful,
             config_reload_timestamp,
             alertmanager_notifications,
+            events,
         }
     }
 

@@ -77,25 +77,7 @@ impl Published {
     pub fn merge(&self, outcome: AuditOutcome, now: f64, suppressions: &Suppressions) -> Published {
         let mut projects = BTreeMap::new();
         for verdict in outcome.projects {
-            let previous = self.projects.get(&verdict.project);
-            let state = if verdict.complete {
-                ProjectState {
-                    complete: true,
-                    error: None,
-                    last_success: Some(now),
-                    shown: Arc::new(verdict),
-                    suppressed: BTreeMap::new(),
-                }
-            } else {
-                let last_good = previous.filter(|p| p.last_success.is_some());
-                ProjectState {
-                    complete: false,
-                    error: verdict.error.clone(),
-                    last_success: last_good.and_then(|p| p.last_success),
-                    shown: last_good.map_or_else(|| Arc::new(verdict), |p| Arc::clone(&p.shown)),
-                    suppressed: BTreeMap::new(),
-                }
-            };
+            let state = ProjectState::after(self.projects.get(&verdict.project), verdict, now);
             projects.insert(state.shown.project.clone(), state);
         }
         if let Some(error) = &outcome.discovery_error {
@@ -108,7 +90,7 @@ impl Published {
                 });
             }
         }
-        let at = DateTime::from_timestamp_millis((now * 1000.0) as i64).unwrap_or_default();
+        let at = instant(now);
         for (name, state) in projects.iter_mut() {
             state.suppressed = suppressed_violations(&state.shown, |r, v| suppressions.suppresses(at, name, r, v));
         }
@@ -118,17 +100,60 @@ impl Published {
             discovery_error: outcome.discovery_error,
             last_duration: Some(outcome.duration.as_secs_f64()),
             generated_at: Some(now),
-            suppressions: suppressions
-                .0
-                .iter()
-                .map(|s| SuppressionState { suppression: s.clone(), active: !s.is_expired(at) })
-                .collect(),
+            suppressions: suppression_states(suppressions, at),
         }
+    }
+
+    /// These projects' verdicts replaced (an event's re-audit), everything else as the last
+    /// cycle left it. Pure: `now` is passed in.
+    pub fn with_projects(&self, verdicts: Vec<ProjectVerdict>, now: f64, suppressions: &Suppressions) -> Published {
+        let at = instant(now);
+        let mut next = self.clone();
+        for verdict in verdicts {
+            let name = verdict.project.clone();
+            let mut state = ProjectState::after(self.projects.get(&name), verdict, now);
+            state.suppressed = suppressed_violations(&state.shown, |r, v| suppressions.suppresses(at, &name, r, v));
+            next.projects.insert(name, state);
+        }
+        next.suppressions = suppression_states(suppressions, at);
+        next
     }
 
     pub fn complete(&self) -> bool {
         self.generated_at.is_some() && self.discovery_error.is_none() && self.projects.values().all(|p| p.complete)
     }
+}
+
+impl ProjectState {
+    /// The state after a new verdict: a complete one replaces what was shown; an incomplete
+    /// one keeps the last complete verdict in place, marked down.
+    fn after(previous: Option<&ProjectState>, verdict: ProjectVerdict, now: f64) -> ProjectState {
+        if verdict.complete {
+            return ProjectState {
+                complete: true,
+                error: None,
+                last_success: Some(now),
+                shown: Arc::new(verdict),
+                suppressed: BTreeMap::new(),
+            };
+        }
+        let last_good = previous.filter(|p| p.last_success.is_some());
+        ProjectState {
+            complete: false,
+            error: verdict.error.clone(),
+            last_success: last_good.and_then(|p| p.last_success),
+            shown: last_good.map_or_else(|| Arc::new(verdict), |p| Arc::clone(&p.shown)),
+            suppressed: BTreeMap::new(),
+        }
+    }
+}
+
+fn instant(now: f64) -> DateTime<chrono::Utc> {
+    DateTime::from_timestamp_millis((now * 1000.0) as i64).unwrap_or_default()
+}
+
+fn suppression_states(suppressions: &Suppressions, at: DateTime<chrono::Utc>) -> Vec<SuppressionState> {
+    suppressions.0.iter().map(|s| SuppressionState { suppression: s.clone(), active: !s.is_expired(at) }).collect()
 }
 
 fn suppressed_violations(
@@ -196,5 +221,22 @@ mod tests {
         assert_eq!(second.last_success, Some(100.0));
         let third = second.merge(outcome(vec![], None), 300.0, &none());
         assert!(third.projects.is_empty(), "a project gone from a successful discovery is dropped");
+    }
+
+    #[test]
+    fn an_event_replaces_its_projects_and_leaves_the_cycle_alone() {
+        let cycle = Published::default().merge(
+            outcome(vec![verdict("a", true, 3), verdict("b", true, 1)], None),
+            100.0,
+            &none(),
+        );
+        let after_event = cycle.with_projects(vec![verdict("a", true, 1)], 150.0, &none());
+        assert_eq!(after_event.projects["a"].shown.resources.len(), 1);
+        assert_eq!(after_event.projects["a"].last_success, Some(150.0));
+        assert!(Arc::ptr_eq(&after_event.projects["b"].shown, &cycle.projects["b"].shown), "b untouched");
+        assert_eq!(after_event.generated_at, Some(100.0), "the cycle's own time stays");
+        let failed = after_event.with_projects(vec![verdict("a", false, 0)], 160.0, &none());
+        assert!(!failed.projects["a"].complete);
+        assert_eq!(failed.projects["a"].shown.resources.len(), 1, "last-known verdict kept");
     }
 }

@@ -53,6 +53,10 @@ pub struct AssetSource {
 }
 
 impl AssetSource {
+    pub fn client(&self) -> &Arc<ApiClient> {
+        &self.client
+    }
+
     pub fn new(client: Arc<ApiClient>, endpoint: String, scope: String, kinds: Vec<Kind>) -> Self {
         AssetSource { client, endpoint, scope, kinds }
     }

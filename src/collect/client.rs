@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use prometheus::{CounterVec, IntCounterVec};
-use reqwest::header::RETRY_AFTER;
+use reqwest::Method;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use tokio::sync::Semaphore;
 
@@ -151,6 +153,23 @@ impl Pacer {
     }
 }
 
+/// One request, as `attempt` sends it (again, on a retry).
+struct Call<'a> {
+    api: Api,
+    method: Method,
+    url: &'a str,
+    query: &'a [(&'a str, &'a str)],
+    body: Option<&'a [u8]>,
+    timeout: Duration,
+}
+
+impl Call<'_> {
+    /// `GET https://...`: how errors and logs name the call (never with the query or body).
+    fn endpoint(&self) -> String {
+        format!("{} {}", self.method, self.url)
+    }
+}
+
 /// Everything one listing returned, over all its pages.
 #[derive(Debug)]
 pub struct Listing<T> {
@@ -204,14 +223,40 @@ impl ApiClient {
 
     /// GET `url` and decode it as `T`, retrying what is worth retrying.
     pub async fn get<T: DeserializeOwned>(&self, api: Api, url: &str, query: &[(&str, &str)]) -> Result<T, ApiError> {
-        let endpoint = format!("GET {url}");
+        let call = Call { api, method: Method::GET, url, query, body: None, timeout: self.request_timeout };
+        let endpoint = call.endpoint();
+        let body = self.send(&call, &endpoint).await?;
+        decode(&body, api, &endpoint)
+    }
+
+    /// POST `body` as JSON to `url` and decode the answer as `T`, retrying what is worth
+    /// retrying: only for calls that are safe to repeat (Pub/Sub's pull, acknowledge and
+    /// modifyAckDeadline are). `timeout` replaces the request timeout for calls the server
+    /// may hold open on purpose (a long poll).
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        api: Api,
+        url: &str,
+        body: &B,
+        timeout: Option<Duration>,
+    ) -> Result<T, ApiError> {
+        let json = serde_json::to_vec(body).expect("request bodies serialise");
+        let timeout = timeout.unwrap_or(self.request_timeout);
+        let call = Call { api, method: Method::POST, url, query: &[], body: Some(&json), timeout };
+        let endpoint = call.endpoint();
+        let answer = self.send(&call, &endpoint).await?;
+        decode(&answer, api, &endpoint)
+    }
+
+    async fn send(&self, call: &Call<'_>, endpoint: &str) -> Result<Vec<u8>, ApiError> {
+        let api = call.api;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.min_delay)
             .with_max_delay(self.retry.max_delay)
             .with_max_times(self.retry.max_retries)
             .with_total_delay(Some(self.retry.total_delay))
             .with_jitter();
-        let body = (|| self.attempt(api, url, query, &endpoint))
+        (|| self.attempt(call, endpoint))
             .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(ApiError::is_retryable)
@@ -220,8 +265,7 @@ impl ApiClient {
                 self.metrics.retries.with_label_values(&[api.as_str()]).inc();
                 tracing::debug!(%err, ?delay, "retrying");
             })
-            .await?;
-        decode(&body, api, &endpoint)
+            .await
     }
 
     /// Every page of a list, following `Page::TOKEN_PARAM` until the server stops sending one.
@@ -257,12 +301,13 @@ impl ApiClient {
         Err(ApiError::Pagination { endpoint: format!("GET {url}"), message: format!("more than {MAX_PAGES} pages") })
     }
 
-    async fn attempt(&self, api: Api, url: &str, query: &[(&str, &str)], endpoint: &str) -> Result<Vec<u8>, ApiError> {
+    async fn attempt(&self, call: &Call<'_>, endpoint: &str) -> Result<Vec<u8>, ApiError> {
+        let api = call.api;
         if let Some(pacer) = self.pacers.get(&api) {
             let waited = pacer.wait().await;
             self.metrics.throttle_wait_seconds.with_label_values(&[api.as_str()]).inc_by(waited.as_secs_f64());
         }
-        let result = self.attempt_uncounted(api, url, query, endpoint).await;
+        let result = self.attempt_uncounted(call, endpoint).await;
         let code = match &result {
             Ok(_) => "200".to_owned(),
             Err(e) => e.metric_code(),
@@ -276,28 +321,30 @@ impl ApiClient {
         result
     }
 
-    async fn attempt_uncounted(
-        &self,
-        api: Api,
-        url: &str,
-        query: &[(&str, &str)],
-        endpoint: &str,
-    ) -> Result<Vec<u8>, ApiError> {
+    async fn attempt_uncounted(&self, call: &Call<'_>, endpoint: &str) -> Result<Vec<u8>, ApiError> {
         // The permit comes first: a token fetched before a long wait in the queue could expire
-        // before it is used.
-        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        // before it is used. Pub/Sub's pull is a long poll the server holds open for up to a
+        // minute or more: it runs beside the bounded requests, never in place of one.
+        let _permit = match call.api {
+            Api::Pubsub => None,
+            _ => Some(self.permits.acquire().await.expect("the semaphore is never closed")),
+        };
         // Tokens come from a cache, so only failures are worth counting.
         let token = self.tokens.token().await.inspect_err(|_| {
             self.metrics.requests.with_label_values(&[Api::Token.as_str(), "error"]).inc();
         })?;
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
-                ApiError::Timeout { endpoint: endpoint.to_owned(), after: self.request_timeout }
+                ApiError::Timeout { endpoint: endpoint.to_owned(), after: call.timeout }
             } else {
                 ApiError::Transport { endpoint: endpoint.to_owned(), message: error_chain(&e.without_url()) }
             }
         };
-        let mut request = self.http.get(url).query(query).bearer_auth(token);
+        let mut request =
+            self.http.request(call.method.clone(), call.url).query(call.query).timeout(call.timeout).bearer_auth(token);
+        if let Some(body) = call.body {
+            request = request.header(CONTENT_TYPE, "application/json").body(body.to_vec());
+        }
         if let Some(project) = self.tokens.quota_project() {
             request = request.header("x-goog-user-project", project);
         }
@@ -322,7 +369,7 @@ impl ApiClient {
         if status.is_success() {
             return Ok(body);
         }
-        Err(error_from_status(endpoint, api, status.as_u16(), &body, header_delay))
+        Err(error_from_status(endpoint, call.api, status.as_u16(), &body, header_delay))
     }
 }
 

@@ -8,8 +8,9 @@ use super::PerProject;
 use super::client::{ApiClient, Listing};
 use super::discovery::Discovery;
 use super::error::ApiError;
+use super::reread::Reader;
 use crate::config::{Endpoints, RunApi, Scope};
-use crate::google::{binauthz_v1, functions_v2, run_v1, run_v2};
+use crate::google::{functions_v2, run_v1, run_v2};
 use crate::inventory::{Api, Kind, Observed, ProjectInventory, Unlisted, Workload};
 
 pub struct GcpSource {
@@ -18,6 +19,7 @@ pub struct GcpSource {
     scope: Scope,
     run_api: RunApi,
     discovery: Discovery,
+    reader: Reader,
 }
 
 impl PerProject for GcpSource {
@@ -47,13 +49,17 @@ impl PerProject for GcpSource {
 impl GcpSource {
     pub fn new(client: Arc<ApiClient>, endpoints: Endpoints, scope: Scope, run_api: RunApi) -> Self {
         let discovery = Discovery::new(Arc::clone(&client), endpoints.resourcemanager.clone(), scope.clone());
-        GcpSource { client, endpoints, scope, run_api, discovery }
+        let reader = Reader::new(Arc::clone(&client), endpoints.clone());
+        GcpSource { client, endpoints, scope, run_api, discovery, reader }
+    }
+
+    pub fn client(&self) -> &Arc<ApiClient> {
+        &self.client
     }
 
     async fn policy(&self, project: &str) -> Observed<crate::inventory::Policy> {
-        let url = format!("{}/v1/projects/{project}/policy", self.endpoints.binaryauthorization);
-        match self.client.get::<binauthz_v1::PolicyResource>(Api::Binaryauthorization, &url, &[]).await {
-            Ok(p) => Observed::Seen(p.into()),
+        match self.reader.policy(project).await {
+            Ok(p) => Observed::Seen(p),
             Err(e) => unlisted(e).into(),
         }
     }

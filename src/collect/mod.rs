@@ -6,6 +6,7 @@ pub mod client;
 pub mod discovery;
 pub mod error;
 pub mod gcp;
+pub mod reread;
 pub mod snapshot;
 
 use futures_util::StreamExt;
@@ -58,6 +59,15 @@ impl Collector {
                 scope.clone(),
                 config.scope.kinds.clone(),
             ))),
+        }
+    }
+
+    /// The client Google is read with; `None` for a snapshot.
+    pub fn api_client(&self) -> Option<&std::sync::Arc<client::ApiClient>> {
+        match self {
+            Collector::Gcp(s) => Some(s.client()),
+            Collector::AssetInventory(s) => Some(s.client()),
+            Collector::Snapshot(_) => None,
         }
     }
 

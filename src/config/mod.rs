@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::evaluate::Rules;
+use crate::events::message::Feed;
 use crate::inventory::Kind;
 use crate::schedule::Schedule;
 use crate::suppress::Suppressions;
@@ -31,6 +32,16 @@ pub struct Config {
     pub source: Source,
     pub suppressions: Suppressions,
     pub alertmanager: Option<Alertmanager>,
+    /// Near-real-time re-audits from Pub/Sub; `None`: the schedule alone.
+    pub events: Option<Events>,
+}
+
+/// `[events]`: which Pub/Sub subscription announces changes, and in which form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Events {
+    /// `projects/P/subscriptions/S`.
+    pub subscription: String,
+    pub feed: Feed,
 }
 
 /// Direct push of violations to Alertmanager (`POST /api/v2/alerts`).
@@ -122,6 +133,8 @@ pub struct Endpoints {
     pub oauth2: String,
     /// Impersonation: `{iamcredentials}/v1/projects/-/serviceAccounts/SA:generateAccessToken`.
     pub iamcredentials: String,
+    /// Event mode pulls `{pubsub}/v1/{subscription}:pull`.
+    pub pubsub: String,
 }
 
 impl Endpoints {
@@ -136,6 +149,7 @@ impl Endpoints {
             asset: at("cloudasset"),
             oauth2: at("oauth2"),
             iamcredentials: at("iamcredentials"),
+            pubsub: at("pubsub"),
         }
     }
 }
@@ -224,6 +238,7 @@ impl Config {
             server: raw.server.resolve(&ctx)?,
             suppressions: Suppressions(raw.suppressions),
             alertmanager: raw.alertmanager.map(|am| am.resolve(&ctx)).transpose()?,
+            events: raw.events.map(|e| e.resolve(&ctx, &source)).transpose()?,
             source,
         })
     }

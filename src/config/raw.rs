@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use super::{RateLimits, RunApi};
+use crate::events::message::Feed;
 use crate::inventory::Kind;
 use crate::schedule::Schedule;
 use crate::suppress::Suppression;
@@ -26,6 +27,19 @@ pub(super) struct RawConfig {
     pub source: RawSource,
     pub suppressions: Vec<Suppression>,
     pub alertmanager: Option<RawAlertmanager>,
+    pub events: Option<RawEvents>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvents {
+    pub subscription: Spanned<String>,
+    #[serde(default = "audit_log")]
+    pub source: Feed,
+}
+
+fn audit_log() -> Feed {
+    Feed::AuditLog
 }
 
 #[derive(Deserialize)]
@@ -119,6 +133,7 @@ pub(super) struct RawEndpoints {
     pub asset: Option<Spanned<String>>,
     pub oauth2: Option<Spanned<String>>,
     pub iamcredentials: Option<Spanned<String>>,
+    pub pubsub: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

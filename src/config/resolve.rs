@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawAlertmanager, RawEndpoints, RawGcp, RawScope, RawServer, RawSource};
-use super::{Alertmanager, ConfigError, Endpoints, Gcp, Scope, Server, ServerLimits, Source};
+use super::raw::{RawAlertmanager, RawEndpoints, RawEvents, RawGcp, RawScope, RawServer, RawSource};
+use super::{Alertmanager, ConfigError, Endpoints, Events, Gcp, Scope, Server, ServerLimits, Source};
 use crate::collect::auth;
 use crate::inventory::Kind;
 
@@ -221,6 +221,7 @@ impl RawEndpoints {
             asset: pick(self.asset, google.asset, "gcp.endpoints.asset")?,
             oauth2: pick(self.oauth2, google.oauth2, "gcp.endpoints.oauth2")?,
             iamcredentials: pick(self.iamcredentials, google.iamcredentials, "gcp.endpoints.iamcredentials")?,
+            pubsub: pick(self.pubsub, google.pubsub, "gcp.endpoints.pubsub")?,
         })
     }
 }
@@ -272,6 +273,39 @@ impl RawAlertmanager {
             timeout: self.timeout.0,
         })
     }
+}
+
+impl RawEvents {
+    /// Events are triggers to read again from Google: a snapshot has nothing to read again.
+    pub(super) fn resolve(self, ctx: &Ctx, source: &Source) -> Result<Events, ConfigError> {
+        let subscription = &self.subscription;
+        if let Source::Snapshot { .. } = source {
+            return Err(ctx.at(
+                subscription.span(),
+                "events.subscription: event mode re-reads what changed from Google's APIs and cannot work with source.kind = \"snapshot\"",
+            ));
+        }
+        let valid = match subscription.get_ref().split('/').collect::<Vec<_>>().as_slice() {
+            ["projects", project, "subscriptions", name] => {
+                validate_identifier(project).is_ok() && valid_pubsub_name(name)
+            }
+            _ => false,
+        };
+        if !valid {
+            let msg =
+                format!("events.subscription: {:?} is not projects/PROJECT/subscriptions/NAME", subscription.get_ref());
+            return Err(ctx.at(subscription.span(), msg));
+        }
+        Ok(Events { subscription: subscription.get_ref().clone(), feed: self.source })
+    }
+}
+
+/// Pub/Sub's rule for subscription IDs: 3-255 characters, a letter first, then letters,
+/// digits and `-_.~+%`.
+fn valid_pubsub_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~+%".contains(c))
 }
 
 const BASIC_AUTH_PAIR: &str = "alertmanager.basic_auth_username and basic_auth_password_file go together";

@@ -5,6 +5,7 @@
 //! One cycle: a tick spawns it (never two at once), it collects and evaluates, and its outcome
 //! is published (state.rs), logged, counted and pushed to Alertmanager.
 
+mod events;
 mod runtime;
 mod status;
 mod systemd;
@@ -23,14 +24,17 @@ pub use runtime::{Counters, Runtime};
 pub use ticker::ticks;
 
 use crate::alertmanager::Alerts;
-use crate::audit::{AuditOutcome, run_cycle};
+use crate::audit::{AuditOutcome, run_cycle, run_cycle_keeping_inventories};
 use crate::clock::{Clock, SystemClock};
 use crate::error::AppError;
+use crate::events::listener::Batch;
+use crate::inventory::ProjectInventory;
 use crate::metrics::Metrics;
 use crate::schedule::Schedule;
 use crate::server::Endpoint;
 use crate::signals::Signals;
 use crate::state::Store;
+use events::{EventMode, Reaudited};
 
 /// How long a stopping daemon waits for open HTTP connections.
 const SERVER_DRAIN: Duration = Duration::from_secs(3);
@@ -63,7 +67,11 @@ pub struct Daemon<C: Clock> {
     endpoint: Endpoint,
     alerts: Option<Alerts>,
     schedule: watch::Sender<Schedule>,
+    events: Option<EventMode>,
 }
+
+/// What a spawned cycle hands back: in event mode, the inventories it read as well.
+type CycleResult = (AuditOutcome, Option<Vec<ProjectInventory>>);
 
 impl<C: Clock + Clone> Daemon<C> {
     /// Loads and checks the configuration, binds the listener and starts serving HTTP, then
@@ -82,7 +90,9 @@ impl<C: Clock + Clone> Daemon<C> {
         );
         systemd::ready("waiting for the first audit cycle");
         let (schedule, _) = watch::channel(runtime.config.schedule.clone());
+        let events = runtime.events.as_ref().map(|e| EventMode::start(e, metrics.events.clone(), clock.clone()));
         Ok(Daemon {
+            events,
             config_path: config_path.to_owned(),
             clock,
             alerts: runtime.pusher.clone().map(Alerts::new),
@@ -109,7 +119,8 @@ impl<C: Clock + Clone> Daemon<C> {
     pub async fn serve(mut self, events: impl Stream<Item = Event>) -> Result<(), AppError> {
         let mut events = pin!(events);
         let mut watchdog = systemd::Watchdog::from_env();
-        let mut cycle: Option<JoinHandle<AuditOutcome>> = self.runtime.config.run_on_start.then(|| self.spawn_cycle());
+        let mut cycle: Option<JoinHandle<CycleResult>> = self.runtime.config.run_on_start.then(|| self.spawn_cycle());
+        let mut reaudit: Option<JoinHandle<Reaudited>> = None;
         loop {
             tokio::select! {
                 event = events.next() => match event.unwrap_or(Event::Shutdown) {
@@ -124,11 +135,24 @@ impl<C: Clock + Clone> Daemon<C> {
                 finished = finished(&mut cycle) => {
                     cycle = None;
                     match finished {
-                        Ok(outcome) => self.publish(outcome),
+                        Ok(result) => self.publish_cycle(result),
                         Err(e) => {
                             self.metrics.cycles.with_label_values(&["failed"]).inc();
                             tracing::error!(error = %e, "audit cycle crashed; keeping the last published results");
                         }
+                    }
+                }
+                batch = next_batch(self.events.as_ref(), reaudit.is_none()) => {
+                    reaudit = self.events.as_ref().map(|e| {
+                        let config = &self.runtime.config;
+                        e.spawn_reaudit(batch, &config.scope, config.gcp.concurrency)
+                    });
+                }
+                finished = finished(&mut reaudit) => {
+                    reaudit = None;
+                    match finished {
+                        Ok(reaudited) => self.publish_reaudit(reaudited),
+                        Err(e) => tracing::error!(error = %e, "event re-audit crashed; the messages will be delivered again"),
                     }
                 }
                 () = watchdog.ping() => {}
@@ -137,32 +161,68 @@ impl<C: Clock + Clone> Daemon<C> {
         }
         tracing::info!("stopping");
         systemd::stopping();
-        if let Some(running) = cycle {
+        for running in [cycle.map(|c| c.abort_handle()), reaudit.map(|r| r.abort_handle())].into_iter().flatten() {
             running.abort();
         }
         self.endpoint.shutdown(SERVER_DRAIN).await;
         Ok(())
     }
 
-    fn spawn_cycle(&self) -> JoinHandle<AuditOutcome> {
+    fn spawn_cycle(&mut self) -> JoinHandle<CycleResult> {
         let collector = Arc::clone(&self.runtime.collector);
         let config = &self.runtime.config;
         let (rules, scope, concurrency) = (config.rules.clone(), config.scope.clone(), config.gcp.concurrency);
-        tokio::spawn(async move { run_cycle(&collector, &rules, &scope, concurrency).await })
+        match &mut self.events {
+            Some(events) => {
+                events.cycle_started();
+                tokio::spawn(async move {
+                    let (outcome, inventories) =
+                        run_cycle_keeping_inventories(&collector, &rules, &scope, concurrency).await;
+                    (outcome, Some(inventories))
+                })
+            }
+            None => tokio::spawn(async move { (run_cycle(&collector, &rules, &scope, concurrency).await, None) }),
+        }
     }
 
-    fn publish(&mut self, outcome: AuditOutcome) {
+    fn publish_cycle(&mut self, (mut outcome, inventories): CycleResult) {
         let config = &self.runtime.config;
-        let published = self.store.load().merge(outcome, self.clock.unix_now(), &config.suppressions);
+        let before = self.store.load();
+        if let (Some(events), Some(inventories)) = (&mut self.events, inventories) {
+            events.cycle_finished(&mut outcome, inventories, &before, &config.rules);
+        }
+        let published = before.merge(outcome, self.clock.unix_now(), &config.suppressions);
         let status = status::log_cycle(&published);
         let result = status::result(&published);
         self.store.store(published);
         // Counted once published: whoever sees the count go up can read the new results.
         self.metrics.cycles.with_label_values(&[result]).inc();
         systemd::status(&status);
+        self.push_alerts();
+    }
+
+    /// Publishes what an event's re-reads changed, pushes the alerts that changes, then
+    /// acknowledges the messages: a crash before that point only means they come again.
+    fn publish_reaudit(&mut self, reaudited: Reaudited) {
+        let Some(events) = &mut self.events else { return };
+        let config = &self.runtime.config;
+        let settled = events.settle(reaudited, &config.rules);
+        let now = self.clock.unix_now();
+        if !settled.verdicts.is_empty() {
+            let projects = settled.verdicts.len();
+            let published = self.store.load().with_projects(settled.verdicts, now, &config.suppressions);
+            self.store.store(published);
+            tracing::info!(projects, "published what events changed");
+        }
+        events.observe_lag(&settled.happened_at, now);
+        events.acknowledge(settled.ack_ids);
+        self.push_alerts();
+    }
+
+    fn push_alerts(&mut self) {
         if let Some(alerts) = &mut self.alerts {
             let now = self.clock.now();
-            let hold = config.schedule.period(now) * 3;
+            let hold = self.runtime.config.schedule.period(now) * 3;
             alerts.after_cycle(&self.store.load(), now, hold, &self.endpoint.url("/report"));
         }
     }
@@ -188,6 +248,9 @@ impl<C: Clock + Clone> Daemon<C> {
                     (_, pusher) => pusher.map(Alerts::new),
                 };
                 self.schedule.send_replace(next.config.schedule.clone());
+                // A new listener on the new client; what the old one held comes again.
+                self.events =
+                    next.events.as_ref().map(|e| EventMode::start(e, self.metrics.events.clone(), self.clock.clone()));
                 self.runtime = next;
                 record_reload(&self.metrics, &self.clock, true);
                 tracing::info!(config = %path.display(), "configuration reloaded");
@@ -200,10 +263,18 @@ impl<C: Clock + Clone> Daemon<C> {
     }
 }
 
-async fn finished(cycle: &mut Option<JoinHandle<AuditOutcome>>) -> Result<AuditOutcome, tokio::task::JoinError> {
-    match cycle {
+async fn finished<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match task {
         Some(handle) => handle.await,
         None => std::future::pending().await,
+    }
+}
+
+/// The listener's next batch, while no re-audit runs (the listener coalesces meanwhile).
+async fn next_batch(events: Option<&EventMode>, free: bool) -> Batch {
+    match events {
+        Some(events) if free => events.next_batch().await,
+        _ => std::future::pending().await,
     }
 }
 

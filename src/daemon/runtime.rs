@@ -3,21 +3,38 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus::IntCounterVec;
 
 use crate::alertmanager::Pusher;
 use crate::collect::Collector;
 use crate::collect::client::ClientMetrics;
+use crate::collect::reread::Reader;
 use crate::config::Config;
 use crate::error::AppError;
+use crate::events::message::Feed;
+use crate::events::pubsub::Subscription;
 use crate::server::web_config::WebConfig;
+
+/// A pull waits up to this long: past the server's own long-poll wait (89 s on the
+/// emulator), so that an empty poll ends on the server's side.
+const PULL_TIMEOUT: Duration = Duration::from_secs(100);
 
 pub struct Runtime {
     pub config: Config,
     pub collector: Arc<Collector>,
     pub web: WebConfig,
     pub pusher: Option<Arc<Pusher>>,
+    pub events: Option<EventSource>,
+}
+
+/// `[events]`, ready: the subscription to pull and how to read again what it announces, on
+/// the collector's own client.
+pub struct EventSource {
+    pub subscription: Arc<Subscription>,
+    pub reader: Arc<Reader>,
+    pub feed: Feed,
 }
 
 /// The counters a runtime's parts count into (registered by the daemon, not by check-config).
@@ -48,6 +65,23 @@ impl Runtime {
             .map(|am| Pusher::new(am, counters.notifications.clone()).map(Arc::new))
             .transpose()
             .map_err(AppError::Setup)?;
-        Ok(Runtime { config, collector: Arc::new(collector), web, pusher })
+        let events = match (&config.events, collector.api_client()) {
+            (None, _) => None,
+            (Some(events), Some(client)) => Some(EventSource {
+                subscription: Arc::new(Subscription::new(
+                    Arc::clone(client),
+                    &config.gcp.endpoints.pubsub,
+                    &events.subscription,
+                    PULL_TIMEOUT,
+                )),
+                reader: Arc::new(Reader::new(Arc::clone(client), config.gcp.endpoints.clone())),
+                feed: events.feed,
+            }),
+            // The configuration refuses this pairing; said again here rather than assumed.
+            (Some(_), None) => {
+                return Err(AppError::Setup("[events] needs a Google source (gcp or asset_inventory)".into()));
+            }
+        };
+        Ok(Runtime { config, collector: Arc::new(collector), web, pusher, events })
     }
 }

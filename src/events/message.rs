@@ -47,11 +47,22 @@ wire_enum! {
     }
 }
 
-/// Where the messages come from (`[events] source`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the messages come from (`[events] source`; the `source` label of
+/// `binauthz_events_received_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Feed {
     AuditLog,
     AssetFeed,
+}
+
+impl Feed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feed::AuditLog => "audit_log",
+            Feed::AssetFeed => "asset_feed",
+        }
+    }
 }
 
 /// A message's trigger and the time the change happened (LogEntry `timestamp`, or the asset's

@@ -5,6 +5,7 @@ pub mod binauthz_v1;
 pub mod containeranalysis_v1;
 pub mod functions_v1;
 pub mod functions_v2;
+pub mod pubsub_v1;
 pub mod resourcemanager_v3;
 pub mod run_v1;
 pub mod run_v2;
