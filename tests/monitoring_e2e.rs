@@ -7,51 +7,15 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::fake_google::{FakeGoogle, Fault, World};
+use support::monitoring::{Proc, active_alerts, eventually, get_json, has_alert, spawn, start_alertmanager};
 use support::resources::*;
 use support::run::{Daemon, free_port, gcp_config, http_client};
 
 const REGION: &str = "us-central1";
-
-/// Kills the process (and so frees its port) however the test ends.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(program: &str, args: &[String]) -> Proc {
-    let child =
-        Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| {
-            panic!("cannot start {program} ({e}); install it: apt-get install prometheus prometheus-alertmanager")
-        });
-    Proc(child)
-}
-
-fn start_alertmanager(dir: &Path, name: &str, port: u16) -> Proc {
-    let config = dir.join(format!("{name}.yml"));
-    std::fs::write(
-        &config,
-        "route:\n  receiver: blackhole\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: blackhole\n",
-    )
-    .unwrap();
-    spawn(
-        "prometheus-alertmanager",
-        &[
-            format!("--config.file={}", config.display()),
-            format!("--storage.path={}", dir.join(name).display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-            "--cluster.listen-address=".into(),
-        ],
-    )
-}
 
 /// The shipped rules, with `for:` set to 0 (the waits are proven by promtool's unit tests)
 /// and recording rules evaluated every second.
@@ -91,33 +55,6 @@ fn start_prometheus(dir: &Path, port: u16, auditor_port: u16, alertmanager_port:
             format!("--web.listen-address=127.0.0.1:{port}"),
         ],
     )
-}
-
-async fn get_json(url: &str) -> Option<Value> {
-    http_client().get(url).timeout(Duration::from_secs(5)).send().await.ok()?.json().await.ok()
-}
-
-async fn eventually<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(t) = probe().await {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// The active alerts of an Alertmanager, as its API returns them (JSON objects).
-async fn active_alerts(port: u16) -> Option<Vec<Value>> {
-    get_json(&format!("http://127.0.0.1:{port}/api/v2/alerts?active=true&silenced=false&inhibited=false"))
-        .await?
-        .as_array()
-        .cloned()
-}
-
-fn has_alert(alerts: &[Value], alertname: &str, label: &str, value: &str) -> bool {
-    alerts.iter().any(|a| a["labels"]["alertname"] == alertname && a["labels"][label] == value)
 }
 
 fn seed(world: &mut World) {

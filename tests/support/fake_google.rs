@@ -219,6 +219,7 @@ impl FakeGoogle {
             .route("/v2/projects/{project}/locations/{location}/{collection}", get(list))
             .route("/v3/projects:search", get(search))
             .route("/v3/projects", get(projects_by_parent))
+            .route("/v3/projects/{name}", get(project_by_number))
             .route("/v3/folders", get(folders_by_parent))
             .route("/apis/serving.knative.dev/v1/namespaces/{project}/services", get(knative_services))
             .route("/v1/projects/{project}/locations/{location}/services", get(knative_located_services))
@@ -592,6 +593,17 @@ async fn list(
     match page(&in_location, &query, w.page_size) {
         Ok((items, next)) => list_body(field, items, next, unreachable),
         Err(r) => r,
+    }
+}
+
+/// `projects.get` by number: what event mode asks when a message names a project by number.
+async fn project_by_number(State(world): State<Shared>, UrlPath(name): UrlPath<String>) -> Response {
+    let w = world.lock().unwrap();
+    match w.projects.keys().find(|id| project_number(id).to_string() == name) {
+        Some(id) => {
+            axum::Json(json!({"name": format!("projects/{name}"), "projectId": id, "state": "ACTIVE"})).into_response()
+        }
+        None => google_error(403, "PERMISSION_DENIED", "The caller does not have permission", None),
     }
 }
 
