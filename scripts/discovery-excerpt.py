@@ -23,6 +23,8 @@ from pathlib import Path
 WANTED = {
     "run.v2.json": [
         "projects.locations.services.list",
+        "projects.locations.services.get",
+        "projects.locations.jobs.get",
         "projects.locations.jobs.list",
         "projects.locations.workerPools.list",
         "projects.locations.workerPools.get",
@@ -46,12 +48,22 @@ WANTED = {
         "projects.locations.runtimes.list",
     ],
     "binaryauthorization.v1.json": ["projects.getPolicy", "projects.updatePolicy"],
-    "cloudresourcemanager.v3.json": ["projects.search", "folders.list", "projects.list"],
+    "cloudresourcemanager.v3.json": ["projects.search", "folders.list", "projects.list", "projects.get"],
     "cloudasset.v1.json": ["assets.list"],
 }
 
 # API (directory/version in the SDK's generated clients) -> method ids gcloud calls.
 SDK_WANTED = {
+    # Event mode pulls a subscription; the emulator and the fake Pub/Sub answer these.
+    "pubsub/v1": [
+        "pubsub.projects.subscriptions.pull",
+        "pubsub.projects.subscriptions.acknowledge",
+        "pubsub.projects.subscriptions.modifyAckDeadline",
+        "pubsub.projects.subscriptions.create",
+        "pubsub.projects.subscriptions.delete",
+        "pubsub.projects.topics.create",
+        "pubsub.projects.topics.publish",
+    ],
     "cloudfunctions/v1": ["cloudfunctions.projects.locations.functions.list", "cloudfunctions.projects.locations.list"],
     "cloudfunctions/v2alpha": [
         "cloudfunctions.projects.locations.functions.get",

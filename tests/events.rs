@@ -131,6 +131,10 @@ async fn an_unprotected_deploy_is_published_and_acknowledged_without_waiting_for
         e.fake.requests().iter().filter(|r| r.path == "/v2/projects/p1/locations/us-central1/services/web").count();
     assert_eq!(fetched, 1, "the one service was read again, nothing else listed");
 
+    let (problems, methods) = support::discovery::check_traffic(&e.fake).await;
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(methods.contains("run.v2:projects.locations.services.get"), "{methods:?}");
+
     // The fix travels the same way.
     e.fake.with(|w| w.project("p1").services[0] = service("p1", REGION, "web"));
     let fix = e.publish(&audit_log::run_v1_service("ReplaceService", "p1", REGION, "web")).await;
@@ -186,6 +190,12 @@ async fn a_failed_reread_is_left_for_redelivery_and_succeeds_the_next_time() {
     e.until(&compliant("p1", "service", "web"), 0.0).await;
     e.acked(&id).await;
     assert_eq!(e.pubsub.deliveries(&e.subscription, &id), 2, "delivered again after its ack deadline");
+    // Every call the daemon made to Pub/Sub is a method of the API gcloud's client knows.
+    let discovery = support::discovery::Discovery::load();
+    for path in e.pubsub.with(|w| w.log.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()) {
+        let method = discovery.method_for("POST", &path).unwrap_or_else(|| panic!("{path} is no Pub/Sub method"));
+        assert_eq!(method.api, "pubsub.v1.sdk", "{path}");
+    }
     e.daemon.shutdown().await.unwrap();
 }
 
@@ -298,5 +308,9 @@ async fn asset_feed_messages_trigger_the_same_reaudit() {
     let metrics = e.daemon.metrics().await;
     assert_eq!(sample(&metrics, &counter("binauthz_events_received_total", "source", "asset_feed")), Some(2.0));
     assert_eq!(sample(&metrics, &counter("binauthz_events_ignored_total", "reason", "feed_welcome")), Some(1.0));
+    // The number in the asset name was looked up once, with Resource Manager's projects.get.
+    let (problems, methods) = support::discovery::check_traffic(&e.fake).await;
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(methods.contains("cloudresourcemanager.v3:projects.get"), "{methods:?}");
     e.daemon.shutdown().await.unwrap();
 }

@@ -440,4 +440,41 @@ mod tests {
         let c = parse("[scope]\nprojects=[\"p\"]\n[gcp.endpoints]\nrun = \"http://127.0.0.1:1/\"\n").unwrap();
         assert_eq!(c.gcp.endpoints, Endpoints { run: "http://127.0.0.1:1".into(), ..Endpoints::google() });
     }
+
+    #[test]
+    fn events_name_a_subscription_and_need_a_google_source() {
+        let base = "[scope]\nprojects=[\"p\"]\n[events]\n";
+        let c = parse(&format!("{base}subscription = \"projects/host-1/subscriptions/binauthz-auditor\"\n")).unwrap();
+        assert_eq!(
+            c.events,
+            Some(Events {
+                subscription: "projects/host-1/subscriptions/binauthz-auditor".into(),
+                feed: Feed::AuditLog
+            })
+        );
+        assert_eq!(c.gcp.endpoints.pubsub, "https://pubsub.googleapis.com");
+        let feed = parse(&format!("{base}subscription = \"projects/h/subscriptions/sub\"\nsource = \"asset_feed\"\n"))
+            .unwrap();
+        assert_eq!(feed.events.unwrap().feed, Feed::AssetFeed);
+        let cases = [
+            ("subscription = \"binauthz-auditor\"\n", "4:16", "is not projects/PROJECT/subscriptions/NAME"),
+            ("subscription = \"projects/h/subscriptions/x\"\n", "4:16", "is not projects/PROJECT/subscriptions/NAME"),
+            (
+                "subscription = \"projects/h/subscriptions/s-1\"\nsource = \"syslog\"\n",
+                "5:10",
+                "unknown variant `syslog`",
+            ),
+            ("source = \"audit_log\"\n", "3:1", "missing field `subscription`"),
+        ];
+        for (extra, pos, needle) in cases {
+            let err = parse(&format!("{base}{extra}")).unwrap_err();
+            assert!(
+                err.starts_with(&format!("/etc/b/config.toml:{pos}: ")) && err.contains(needle),
+                "{extra} gave {err}"
+            );
+        }
+        let snapshot = "[source]\nkind = \"snapshot\"\npath = \"demo\"\n[events]\nsubscription = \"projects/h/subscriptions/sub\"\n";
+        let err = parse(snapshot).unwrap_err();
+        assert!(err.starts_with("/etc/b/config.toml:5:16: events.subscription: event mode re-reads"), "{err}");
+    }
 }
