@@ -1,7 +1,8 @@
 //! Hostile input never panics: arbitrary bytes into every parser (API responses in every
-//! shape, gcloud output as snapshots hold it, Asset Inventory feeds, policies and the policy
-//! filter), arbitrary text into the config and cron parsers (whose errors stay on one line),
-//! and awkward names through the exposition format.
+//! shape, gcloud output as snapshots hold it, Asset Inventory feeds, Pub/Sub pulls and the
+//! messages they carry, policies and the policy filter), arbitrary text into the config and
+//! cron parsers (whose errors stay on one line), and awkward names through the exposition
+//! format.
 
 mod support;
 
@@ -9,9 +10,10 @@ use std::path::Path;
 
 use binauthz_auditor::collect::asset;
 use binauthz_auditor::config::Config;
+use binauthz_auditor::events::message::{self, Feed};
 use binauthz_auditor::google::status::RpcStatus;
 use binauthz_auditor::google::{
-    Page, binauthz_v1, functions_v1, functions_v2, resourcemanager_v3, run_v1, run_v2, shape,
+    Page, binauthz_v1, functions_v1, functions_v2, pubsub_v1, resourcemanager_v3, run_v1, run_v2, shape,
 };
 use binauthz_auditor::inventory::{Kind, Policy};
 use binauthz_auditor::schedule::Schedule;
@@ -58,6 +60,13 @@ fn parse_everything(bytes: &[u8]) {
         let _ = serde_yaml_ng::from_str::<binauthz_v1::PolicyResource>(text);
     }
     let _ = serde_json::from_slice::<resourcemanager_v3::SearchProjectsResponse>(bytes);
+    // Pub/Sub: a pull's answer, and a message's data in both event sources' forms.
+    if let Ok(pulled) = serde_json::from_slice::<pubsub_v1::PullResponse>(bytes) {
+        pulled.received_messages.iter().for_each(|m| drop(m.message.payload()));
+    }
+    for feed in [Feed::AuditLog, Feed::AssetFeed] {
+        let _ = message::parse(feed, bytes);
+    }
     let _ = serde_json::from_slice::<resourcemanager_v3::ListFoldersResponse>(bytes);
 }
 
@@ -70,6 +79,8 @@ fn json_strategy() -> impl Strategy<Value = Value> {
         "[a-z/\\-\"\\\\\n{}*]{0,30}".prop_map(Value::String),
         Just(json!("projects/p/locations/l/services/s")),
         Just(json!("GEN_1")),
+        Just(json!("google.cloud.run.v1.Services.ReplaceService")),
+        Just(json!("namespaces/p/services/s")),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
@@ -94,6 +105,15 @@ fn json_strategy() -> impl Strategy<Value = Value> {
                     Just("admissionWhitelistPatterns".to_string()),
                     Just("error".to_string()),
                     Just("nextPageToken".to_string()),
+                    Just("protoPayload".to_string()),
+                    Just("methodName".to_string()),
+                    Just("resourceName".to_string()),
+                    Just("resource".to_string()),
+                    Just("labels".to_string()),
+                    Just("receivedMessages".to_string()),
+                    Just("message".to_string()),
+                    Just("data".to_string()),
+                    Just("asset".to_string()),
                     "[a-zA-Z]{1,8}",
                 ],
                 inner,

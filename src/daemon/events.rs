@@ -48,14 +48,25 @@ pub struct Settled {
 }
 
 impl EventMode {
-    pub fn start(source: &EventSource, metrics: EventMetrics, clock: impl Clock) -> EventMode {
+    /// Starts pulling `source`. After a reload, `previous` hands over what the old
+    /// configuration's event mode knew, so that events need not wait for the next cycle.
+    pub fn start(
+        source: &EventSource,
+        metrics: EventMetrics,
+        clock: impl Clock,
+        previous: Option<EventMode>,
+    ) -> EventMode {
+        let (inventories, since_cycle_start, ids) = match previous {
+            Some(old) => (old.inventories, old.since_cycle_start, old.ids),
+            None => (BTreeMap::new(), None, Arc::new(ProjectIds::default())),
+        };
         EventMode {
             listener: Listener::start(Arc::clone(&source.subscription), source.feed, metrics.clone(), clock),
             reader: Arc::clone(&source.reader),
-            ids: Arc::new(ProjectIds::default()),
+            ids,
             metrics,
-            inventories: BTreeMap::new(),
-            since_cycle_start: None,
+            inventories,
+            since_cycle_start,
         }
     }
 

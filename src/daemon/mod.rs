@@ -90,7 +90,7 @@ impl<C: Clock + Clone> Daemon<C> {
         );
         systemd::ready("waiting for the first audit cycle");
         let (schedule, _) = watch::channel(runtime.config.schedule.clone());
-        let events = runtime.events.as_ref().map(|e| EventMode::start(e, metrics.events.clone(), clock.clone()));
+        let events = runtime.events.as_ref().map(|e| EventMode::start(e, metrics.events.clone(), clock.clone(), None));
         Ok(Daemon {
             events,
             config_path: config_path.to_owned(),
@@ -212,7 +212,7 @@ impl<C: Clock + Clone> Daemon<C> {
             let projects = settled.verdicts.len();
             let published = self.store.load().with_projects(settled.verdicts, now, &config.suppressions);
             self.store.store(published);
-            tracing::info!(projects, "published what events changed");
+            tracing::debug!(projects, "published what events changed");
         }
         events.observe_lag(&settled.happened_at, now);
         events.acknowledge(settled.ack_ids);
@@ -248,9 +248,14 @@ impl<C: Clock + Clone> Daemon<C> {
                     (_, pusher) => pusher.map(Alerts::new),
                 };
                 self.schedule.send_replace(next.config.schedule.clone());
-                // A new listener on the new client; what the old one held comes again.
-                self.events =
-                    next.events.as_ref().map(|e| EventMode::start(e, self.metrics.events.clone(), self.clock.clone()));
+                // A new listener on the new client (what the old one held is delivered again),
+                // with what the old one knew of the estate. Turned on by this reload, events
+                // wait for the next cycle to read the estate.
+                let previous = self.events.take();
+                self.events = next
+                    .events
+                    .as_ref()
+                    .map(|e| EventMode::start(e, self.metrics.events.clone(), self.clock.clone(), previous));
                 self.runtime = next;
                 record_reload(&self.metrics, &self.clock, true);
                 tracing::info!(config = %path.display(), "configuration reloaded");

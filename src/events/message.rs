@@ -298,6 +298,17 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_console_deploy_names_its_service() {
+        let recorded = include_bytes!("../../tests/fixtures/audit-log/run-v1-replace-service.json");
+        let parsed = parse(Feed::AuditLog, recorded).unwrap();
+        assert_eq!(
+            parsed.trigger,
+            workload("test-project-1234", Kind::Service, "asia-northeast1", "cloud-run-slack-bot")
+        );
+        assert_eq!(parsed.happened_at.as_deref(), Some("2024-05-06T22:58:04.355675Z"));
+    }
+
+    #[test]
     fn every_api_s_writes_become_triggers_and_nothing_else_does() {
         let v2 = |m: &str, r: &str| parse(Feed::AuditLog, &entry(m, r, json!({"project_id": "team-a"})));
         assert_eq!(

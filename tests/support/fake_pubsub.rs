@@ -32,8 +32,8 @@ struct Subscription {
     ready: Vec<Message>,
     /// Pulled and not acknowledged: ackId -> (message, deadline).
     leased: BTreeMap<String, (Message, Instant)>,
-    /// Message IDs acknowledged.
-    acked: Vec<String>,
+    /// Message IDs acknowledged, and when.
+    acked: Vec<(String, Instant)>,
     /// How many times each message was handed out.
     deliveries: BTreeMap<String, usize>,
 }
@@ -88,6 +88,11 @@ impl FakePubSub {
 
     /// Message IDs acknowledged on `subscription` (its full name), in order.
     pub fn acked(&self, subscription: &str) -> Vec<String> {
+        self.ack_times(subscription).into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// Message IDs acknowledged on `subscription`, with the time each was.
+    pub fn ack_times(&self, subscription: &str) -> Vec<(String, Instant)> {
         self.with(|w| w.subscriptions.get(subscription).map(|s| s.acked.clone()).unwrap_or_default())
     }
 
@@ -227,7 +232,7 @@ async fn subscription_verb(
                 // An expired or repeated ack ID is answered 200 and does nothing, as Google's does.
                 let Some((message, _)) = sub.leased.remove(&id) else { continue };
                 if verb == "acknowledge" {
-                    sub.acked.push(message.id.clone());
+                    sub.acked.push((message.id.clone(), Instant::now()));
                 } else {
                     let seconds = body["ackDeadlineSeconds"].as_u64().unwrap_or(0);
                     if seconds == 0 {
