@@ -3,7 +3,9 @@
 //! which only reacts to [`Event`]s: tests drive it in-process with events of their own.
 //!
 //! One cycle: a tick spawns it (never two at once), it collects and evaluates, and its outcome
-//! is published (state.rs), logged, counted and pushed to Alertmanager.
+//! is published (state.rs), logged, counted and pushed to Alertmanager. In event mode
+//! (`[events]`, events.rs) the listener's batches are re-audits spawned the same way, one at a
+//! time, and published, pushed and acknowledged as they finish.
 
 mod events;
 mod runtime;
