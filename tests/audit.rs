@@ -4,9 +4,10 @@ mod support;
 
 use serde_json::{Value, json};
 use support::config::TestConfig;
-use support::fake_google::{FakeGoogle, Fault, World};
+use support::fake_google::world::{Api, Behaviour, Fault, Node, World};
+use support::harness::Harness;
 use support::resources::*;
-use support::run::{audit_json, gcp_config, run_cli};
+use support::run::run_cli;
 
 const REGION: &str = "us-central1";
 
@@ -54,14 +55,13 @@ fn compliant_project(world: &mut World, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compliant_estate_is_complete_and_exits_zero() {
-    let mut world = World { page_size: 1, knative_pages: true, ..World::default() };
+    let mut world = World::behaving(Behaviour { page_size: 1, knative_pages: true, ..Behaviour::default() });
     compliant_project(&mut world, "alpha-prod");
     compliant_project(&mut world, "beta-prod");
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["alpha-prod", "beta-prod"], "", "");
+    let h = Harness::start(world).await;
+    let config = h.config(&["alpha-prod", "beta-prod"]);
 
-    let (code, report, stderr) = audit_json(&config).await;
+    let (code, report, stderr) = h.audit(&config).await;
 
     assert_eq!(code, 0, "{stderr}\n{report:#}");
     assert_eq!(report["complete"], true);
@@ -74,23 +74,22 @@ async fn a_compliant_estate_is_complete_and_exits_zero() {
         !report["resources"].as_array().unwrap().iter().any(|r| r["kind"] == "service" && r["name"] == "hook"),
         "a function's backing service is reported through the function only"
     );
-    let requests = fake.requests();
+    let requests = h.fake.requests();
     assert!(requests.iter().any(|r| r.query.iter().any(|(k, _)| k == "continue")), "paging was exercised");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_costs_five_requests_through_the_run_v1_global_endpoint() {
-    let mut world = World { page_size: 100, ..World::default() };
+    let mut world = World::behaving(Behaviour { page_size: 100, ..Behaviour::default() });
     compliant_project(&mut world, "alpha-prod");
     compliant_project(&mut world, "beta-prod");
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["alpha-prod", "beta-prod"], "", "");
+    let h = Harness::start(world).await;
+    let config = h.config(&["alpha-prod", "beta-prod"]);
 
-    let (code, _, stderr) = audit_json(&config).await;
+    let (code, _, stderr) = h.audit(&config).await;
 
     assert_eq!(code, 0, "{stderr}");
-    let requests = fake.requests();
+    let requests = h.fake.requests();
     for project in ["alpha-prod", "beta-prod"] {
         let mut paths: Vec<String> =
             requests.iter().filter(|r| r.path.contains(&format!("/{project}/"))).map(|r| r.path.clone()).collect();
@@ -123,18 +122,16 @@ async fn run_v1_and_run_v2_listings_give_the_same_verdicts() {
     p.services.push(set(service(id, REGION, "glass"), "/binaryAuthorization/breakglassJustification", json!("INC-2")));
     p.services.push(set(service(id, "europe-west1", "runfn"), "/buildConfig", json!({"functionTarget": "f"})));
     p.jobs.push(set(job(id, REGION, "batch"), "/binaryAuthorization", Value::Null));
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = gcp_config(dir.path(), &fake, &[id], "", "");
-    let (_, v1_report, _) = audit_json(&v1).await;
-    let v2 = TestConfig::load(&v1).set("gcp.run_api", "v2").write(&dir.path().join("v2.toml"));
-    let (_, v2_report, _) = audit_json(&v2).await;
+    let h = Harness::start(world).await;
+    let v1 = h.config(&[id]);
+    let (_, v1_report, _) = h.audit(&v1).await;
+    let (_, v2_report, _) = h.audit(&v1.set("gcp.run_api", "v2")).await;
 
     assert_eq!(v1_report["complete"], true);
     assert_eq!(v1_report["resources"], v2_report["resources"]);
     // open, named, glass, batch, and runfn (its europe-west1 source repository is not exempted).
     assert_eq!(v1_report["summary"]["non_compliant"], 5);
-    assert!(fake.requests().iter().any(|r| r.path.ends_with("/locations/us-central1/services")), "v2 was used too");
+    assert!(h.fake.requests().iter().any(|r| r.path.ends_with("/locations/us-central1/services")), "v2 was used too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,11 +178,10 @@ async fn every_violation_is_reported_with_its_fix_and_exits_one() {
         set(function(id, REGION, "nopolicy"), "/serviceConfig/binaryAuthorizationPolicy", Value::Null),
         set(set(function(id, REGION, "old"), "/environment", json!("GEN_1")), "/serviceConfig/service", Value::Null),
     ];
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &[id], "", "");
+    let h = Harness::start(world).await;
+    let config = h.config(&[id]);
 
-    let (code, report, stderr) = audit_json(&config).await;
+    let (code, report, stderr) = h.audit(&config).await;
 
     assert_eq!(code, 1, "{stderr}\n{report:#}");
     assert_eq!(report["complete"], true);
@@ -243,12 +239,11 @@ async fn policy_findings_and_disabled_apis_are_facts_of_a_complete_audit() {
         json!("DRYRUN_AUDIT_LOG_ONLY"),
     ));
     let off = world.project("no-apis");
-    off.disabled = vec!["run", "functions", "binaryauthorization"];
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["allow-all", "dry-run", "no-apis"], "", "");
+    off.disabled = vec![Api::Run, Api::Functions, Api::BinaryAuthorization];
+    let h = Harness::start(world).await;
+    let config = h.config(&["allow-all", "dry-run", "no-apis"]);
 
-    let (code, report, stderr) = audit_json(&config).await;
+    let (code, report, stderr) = h.audit(&config).await;
 
     assert_eq!(code, 0, "findings alone do not fail the audit: {stderr}");
     assert_eq!(report["complete"], true, "{report:#}");
@@ -259,6 +254,7 @@ async fn policy_findings_and_disabled_apis_are_facts_of_a_complete_audit() {
     assert_eq!(off["findings"], json!(["policy_api_disabled"]));
     assert_eq!(off["disabled_apis"], json!(["run", "functions", "binaryauthorization"]));
 
+    let config = h.write(&config, "config.toml");
     let strict = run_cli(&["audit", "--config", config.to_str().unwrap(), "--fail-on-findings"]).await;
     assert_eq!(strict.status.code(), Some(1));
 }
@@ -270,16 +266,15 @@ async fn a_project_that_cannot_be_read_makes_the_audit_incomplete_but_others_sta
     let bad = world.project("half-broken");
     bad.services = vec![set(service("half-broken", REGION, "open"), "/binaryAuthorization", Value::Null)];
     bad.functions_unreachable = vec!["asia-east1".into()];
-    world.faults.push(Fault::status(
+    world.behaviour.faults.push(Fault::status(
         "/v1/projects/half-broken/policy",
         500,
         json!({"error": {"code": 500, "message": "internal", "status": "INTERNAL"}}),
     ));
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["visible", "half-broken", "ghost-project"], "", "");
+    let h = Harness::start(world).await;
+    let config = h.config(&["visible", "half-broken", "ghost-project"]);
 
-    let (code, report, _) = audit_json(&config).await;
+    let (code, report, _) = h.audit(&config).await;
 
     assert_eq!(code, 2);
     assert_eq!(report["complete"], false);
@@ -292,7 +287,7 @@ async fn a_project_that_cannot_be_read_makes_the_audit_incomplete_but_others_sta
     assert_eq!(broken["ok"], false);
     assert!(broken["error"].as_str().unwrap().contains("/v1/projects/half-broken/policy: HTTP 500"), "{broken}");
     assert_eq!(resource(&report, "half-broken", "service", "open")["compliant"], false, "known violations stay");
-    let retries = fake.requests().iter().filter(|r| r.path == "/v1/projects/half-broken/policy").count();
+    let retries = h.fake.requests().iter().filter(|r| r.path == "/v1/projects/half-broken/policy").count();
     assert_eq!(retries, 4, "a 500 is retried max_retries (3) times");
 }
 
@@ -301,11 +296,10 @@ async fn unreachable_function_regions_are_an_incomplete_audit_not_an_empty_one()
     let mut world = World::default();
     compliant_project(&mut world, "p1");
     world.project("p1").functions_unreachable = vec!["asia-east1".into()];
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["p1"], "", "");
+    let h = Harness::start(world).await;
+    let config = h.config(&["p1"]);
 
-    let (code, report, _) = audit_json(&config).await;
+    let (code, report, _) = h.audit(&config).await;
 
     assert_eq!(code, 2);
     assert!(project(&report, "p1")["error"].as_str().unwrap().contains("unreachable locations: asia-east1"));
@@ -315,7 +309,7 @@ async fn unreachable_function_regions_are_an_incomplete_audit_not_an_empty_one()
 async fn throttling_is_retried_honouring_retry_after() {
     let mut world = World::default();
     compliant_project(&mut world, "p1");
-    world.faults.push(
+    world.behaviour.faults.push(
         Fault::status(
             "/v1/projects/p1/policy",
             429,
@@ -326,16 +320,15 @@ async fn throttling_is_retried_honouring_retry_after() {
         .header("retry-after", "1")
         .times(2),
     );
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["p1"], "", "");
+    let h = Harness::start(world).await;
+    let config = h.config(&["p1"]);
 
     let started = std::time::Instant::now();
-    let (code, report, stderr) = audit_json(&config).await;
+    let (code, report, stderr) = h.audit(&config).await;
 
     assert_eq!(code, 0, "{stderr}\n{report:#}");
     assert!(started.elapsed() >= std::time::Duration::from_secs(2), "two Retry-After: 1 waits were honoured");
-    assert_eq!(fake.requests().iter().filter(|r| r.path == "/v1/projects/p1/policy").count(), 3);
+    assert_eq!(h.fake.requests().iter().filter(|r| r.path == "/v1/projects/p1/policy").count(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,16 +336,15 @@ async fn project_query_adds_only_active_projects() {
     let mut world = World::default();
     compliant_project(&mut world, "found-active");
     compliant_project(&mut world, "listed");
-    world.search = vec![
-        ("found-active".into(), "ACTIVE".into(), "folders/42".into()),
-        ("found-deleted".into(), "DELETE_REQUESTED".into(), "folders/42".into()),
-        ("elsewhere".into(), "ACTIVE".into(), "folders/7".into()),
+    world.estate.hierarchy.projects = vec![
+        Node::active("found-active", "folders/42"),
+        Node::deleted("found-deleted", "folders/42"),
+        Node::active("elsewhere", "folders/7"),
     ];
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["listed"], "project_query = \"parent:folders/42\"", "");
+    let h = Harness::start(world).await;
+    let config = h.config(&["listed"]).set("scope.project_query", "parent:folders/42");
 
-    let (code, report, stderr) = audit_json(&config).await;
+    let (code, report, stderr) = h.audit(&config).await;
 
     assert_eq!(code, 0, "{stderr}");
     let audited: Vec<&str> =
@@ -364,12 +356,11 @@ async fn project_query_adds_only_active_projects() {
 async fn scope_regions_and_kinds_limit_what_is_listed() {
     let mut world = World::default();
     compliant_project(&mut world, "p1");
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let scope = "regions = [\"europe-west1\"]\nkinds = [\"service\", \"function\"]";
-    let config = gcp_config(dir.path(), &fake, &["p1"], scope, "");
+    let h = Harness::start(world).await;
+    let config =
+        h.config(&["p1"]).set("scope.regions", vec!["europe-west1"]).set("scope.kinds", vec!["service", "function"]);
 
-    let (code, report, _) = audit_json(&config).await;
+    let (code, report, _) = h.audit(&config).await;
 
     assert_eq!(code, 0);
     // Functions are listed for every region at once (`locations/-`): the us-central1 one
@@ -377,7 +368,7 @@ async fn scope_regions_and_kinds_limit_what_is_listed() {
     let names: Vec<&str> =
         report["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["api"]);
-    let requests = fake.requests();
+    let requests = h.fake.requests();
     assert!(!requests.iter().any(|r| r.path.ends_with("/locations")), "configured regions need no lookup");
     assert!(requests.iter().any(|r| r.path.contains("/functions")));
     assert!(!requests.iter().any(|r| r.path.contains("/jobs") || r.path.contains("/workerpools")));
@@ -388,9 +379,8 @@ async fn the_table_format_is_for_people() {
     let mut world = World::default();
     compliant_project(&mut world, "p1");
     world.project("p1").jobs = vec![set(job("p1", REGION, "batch"), "/binaryAuthorization", Value::Null)];
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["p1"], "", "");
+    let h = Harness::start(world).await;
+    let config = h.write(&h.config(&["p1"]), "config.toml");
 
     let out = run_cli(&["audit", "--config", config.to_str().unwrap()]).await;
 
@@ -408,16 +398,15 @@ async fn the_table_format_is_for_people() {
 async fn a_token_endpoint_that_refuses_fails_the_audit_without_leaking_secrets() {
     let mut world = World::default();
     compliant_project(&mut world, "p1");
-    world.faults.push(Fault::status(
+    world.behaviour.faults.push(Fault::status(
         "/token",
         400,
         json!({"error": "invalid_grant", "error_description": "Invalid JWT"}),
     ));
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["p1"], "", "");
+    let h = Harness::start(world).await;
+    let config = h.config(&["p1"]);
 
-    let (code, report, stderr) = audit_json(&config).await;
+    let (code, report, stderr) = h.audit(&config).await;
 
     assert_eq!(code, 2);
     let error = project(&report, "p1")["error"].as_str().unwrap();
@@ -430,7 +419,7 @@ async fn a_token_endpoint_that_refuses_fails_the_audit_without_leaking_secrets()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_asset_inventory_feed_and_its_gcloud_export_give_the_same_verdicts() {
     let id = "inv-prod";
-    let mut world = World { page_size: 3, ..World::default() };
+    let mut world = World::behaving(Behaviour { page_size: 3, ..Behaviour::default() });
     compliant_project(&mut world, id);
     compliant_project(&mut world, "inv-dev");
     world.project(id).services.push(set(service(id, REGION, "open"), "/binaryAuthorization", Value::Null));
@@ -439,36 +428,30 @@ async fn the_asset_inventory_feed_and_its_gcloud_export_give_the_same_verdicts()
         "/binaryAuthorization/breakglassJustification",
         json!("x"),
     ));
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let live = gcp_config(dir.path(), &fake, &[id, "inv-dev"], "", "");
-    let (_, expected, _) = audit_json(&live).await;
+    let h = Harness::start(world).await;
+    let live = h.config(&[id, "inv-dev"]);
+    let (_, expected, _) = h.audit(&live).await;
 
-    let base = std::fs::read_to_string(&live).unwrap();
-    let asset = dir.path().join("asset.toml");
-    std::fs::write(&asset, format!("{base}\n[source]\nkind = \"asset_inventory\"\nscope = \"organizations/42\"\n"))
-        .unwrap();
-    let (code, from_assets, stderr) = audit_json(&asset).await;
+    let asset = live.set("source.kind", "asset_inventory").set("source.scope", "organizations/42");
+    let (code, from_assets, stderr) = h.audit(&asset).await;
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(without_data_age(&from_assets), expected["resources"]);
     assert!(from_assets["resources"][0]["data_updated_at"].is_string(), "assets say how old their data is");
-    let asset_requests: Vec<_> = fake.requests().into_iter().filter(|r| r.path.ends_with("/assets")).collect();
+    let asset_requests: Vec<_> = h.fake.requests().into_iter().filter(|r| r.path.ends_with("/assets")).collect();
     assert!(asset_requests.len() >= 2, "paged");
     assert!(asset_requests.iter().all(|r| r.path == "/v1/organizations/42/assets"));
     assert_eq!(asset_requests[0].query.iter().filter(|(k, _)| k == "assetTypes").count(), 6);
 
     // The same feed in the Knative shape, and as a `gcloud asset list --format=json` file.
-    fake.with(|w| w.assets_in_v1_shape = true);
-    let (_, from_v1_assets, _) = audit_json(&asset).await;
+    h.fake.behaviour(|b| b.assets_in_v1_shape = true);
+    let (_, from_v1_assets, _) = h.audit(&asset).await;
     assert_eq!(without_data_age(&from_v1_assets), expected["resources"]);
-    fake.with(|w| w.page_size = 1000);
+    h.fake.behaviour(|b| b.page_size = 1000);
     let query = [("contentType", "RESOURCE"), ("pageSize", "1000")].map(|(k, v)| (k.to_string(), v.to_string()));
-    let export = fake.get_json("/v1/organizations/42/assets", &query).await;
-    let file = dir.path().join("assets.json");
+    let export = h.fake.get_json("/v1/organizations/42/assets", &query).await;
+    let file = h.path("assets.json");
     std::fs::write(&file, export["assets"].to_string()).unwrap();
-    let snapshot = dir.path().join("snapshot.toml");
-    std::fs::write(&snapshot, format!("[source]\nkind = \"snapshot\"\npath = {file:?}\n")).unwrap();
-    let (code, from_file, stderr) = audit_json(&snapshot).await;
+    let (code, from_file, stderr) = h.audit(&TestConfig::snapshot(&file)).await;
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(without_data_age(&from_file), expected["resources"]);
 }
@@ -479,35 +462,31 @@ async fn folders_are_walked_to_every_depth_and_exclusions_are_never_read() {
     for id in ["top-app", "deep-app", "sys-logging", "search-only"] {
         compliant_project(&mut world, id);
     }
-    world.folders = vec![
-        ("folders/10".into(), "ACTIVE".into(), "organizations/1".into()),
-        ("folders/20".into(), "ACTIVE".into(), "folders/10".into()),
-        ("folders/30".into(), "DELETE_REQUESTED".into(), "folders/10".into()),
+    world.estate.hierarchy.folders = vec![
+        Node::active("folders/10", "organizations/1"),
+        Node::active("folders/20", "folders/10"),
+        Node::deleted("folders/30", "folders/10"),
     ];
-    world.search = vec![
-        ("top-app".into(), "ACTIVE".into(), "folders/10".into()),
-        ("deep-app".into(), "ACTIVE".into(), "folders/20".into()),
-        ("sys-logging".into(), "ACTIVE".into(), "folders/20".into()),
-        ("gone-app".into(), "DELETE_REQUESTED".into(), "folders/20".into()),
-        ("in-deleted-folder".into(), "ACTIVE".into(), "folders/30".into()),
+    world.estate.hierarchy.projects = vec![
+        Node::active("top-app", "folders/10"),
+        Node::active("deep-app", "folders/20"),
+        Node::active("sys-logging", "folders/20"),
+        Node::deleted("gone-app", "folders/20"),
+        Node::active("in-deleted-folder", "folders/30"),
     ];
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(
-        dir.path(),
-        &fake,
-        &["search-only"],
-        "folders = [\"organizations/1\"]\nexclude_projects = [\"sys-*\"]",
-        "",
-    );
+    let h = Harness::start(world).await;
+    let config = h
+        .config(&["search-only"])
+        .set("scope.folders", vec!["organizations/1"])
+        .set("scope.exclude_projects", vec!["sys-*"]);
 
-    let (code, report, stderr) = audit_json(&config).await;
+    let (code, report, stderr) = h.audit(&config).await;
 
     assert_eq!(code, 0, "{stderr}\n{report:#}");
     let audited: Vec<&str> =
         report["projects"].as_array().unwrap().iter().map(|p| p["project"].as_str().unwrap()).collect();
     assert_eq!(audited, vec!["deep-app", "search-only", "top-app"], "grandchildren found, deleted skipped");
-    let requests = fake.requests();
+    let requests = h.fake.requests();
     assert!(!requests.iter().any(|r| r.path.contains("/sys-logging")), "an excluded project is not read at all");
     let parents: Vec<String> = requests
         .iter()
@@ -520,28 +499,25 @@ async fn folders_are_walked_to_every_depth_and_exclusions_are_never_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_services_are_read_whole_with_or_without_server_paging() {
     let id = "big-prod";
-    let mut world = World { page_size: 100, ..World::default() };
+    let mut world = World::behaving(Behaviour { page_size: 100, ..Behaviour::default() });
     compliant_project(&mut world, id);
     world.project(id).services = (0..1000).map(|i| service(id, REGION, &format!("svc-{i:04}"))).collect();
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &[id], "kinds = [\"service\"]", "");
+    let h = Harness::start(world).await;
+    let config = h.config(&[id]).set("scope.kinds", vec!["service"]);
     let services_path = format!("/v1/projects/{id}/locations/-/services");
 
-    let (code, report, stderr) = audit_json(&config).await;
+    let (code, report, stderr) = h.audit(&config).await;
     assert_eq!((code, report["summary"]["resources"].as_u64()), (0, Some(1000)), "{stderr}");
-    let calls: Vec<_> = fake.requests().into_iter().filter(|r| r.path == services_path).collect();
+    let calls: Vec<_> = h.fake.requests().into_iter().filter(|r| r.path == services_path).collect();
     assert_eq!(calls.len(), 1, "like gcloud: one request");
     assert!(calls[0].query.iter().all(|(k, _)| k != "limit"), "no limit that could truncate silently");
 
     // Were the server to page anyway, every `metadata.continue` is followed.
-    fake.with(|w| {
-        w.knative_pages = true;
-        w.log.clear();
-    });
-    let (code, report, stderr) = audit_json(&config).await;
+    h.fake.behaviour(|b| b.knative_pages = true);
+    h.fake.forget_requests();
+    let (code, report, stderr) = h.audit(&config).await;
     assert_eq!((code, report["summary"]["resources"].as_u64()), (0, Some(1000)), "{stderr}");
-    assert_eq!(fake.requests().iter().filter(|r| r.path == services_path).count(), 10);
+    assert_eq!(h.fake.requests().iter().filter(|r| r.path == services_path).count(), 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -557,14 +533,12 @@ async fn a_plain_source_deploy_is_an_exempt_image_through_run_v1_and_v2_alike() 
         "/buildConfig",
         json!({"imageUri": format!("{REGION}-docker.pkg.dev/{id}/cloud-run-source-deploy/from-source")}),
     ));
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let v1 = gcp_config(dir.path(), &fake, &[id], "", "");
-    let v2 = dir.path().join("v2.toml");
-    TestConfig::load(&v1).set("gcp.run_api", "v2").write(&v2);
+    let h = Harness::start(world).await;
+    let v1 = h.config(&[id]);
+    let v2 = v1.clone().set("gcp.run_api", "v2");
 
-    let (_, from_v1, _) = audit_json(&v1).await;
-    let (_, from_v2, _) = audit_json(&v2).await;
+    let (_, from_v1, _) = h.audit(&v1).await;
+    let (_, from_v2, _) = h.audit(&v2).await;
 
     assert_eq!(from_v1["resources"], from_v2["resources"]);
     let r = resource(&from_v1, id, "service", "from-source");

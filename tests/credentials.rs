@@ -12,8 +12,10 @@ use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::config::TestConfig;
 use support::fake_auth::{CLOUD_PLATFORM, FakeAws, FakeUser, IAM};
-use support::fake_google::{FakeGoogle, World};
+use support::fake_google::world::{Behaviour, World};
+use support::harness::Harness;
 use support::proxy::Proxy;
 use support::resources::*;
 use support::run::{BIN, Daemon, free_port};
@@ -48,46 +50,45 @@ fn world() -> World {
     p.services = vec![service("p1", REGION, "web")];
     p.jobs = vec![job("p1", REGION, "etl")];
     p.functions = vec![function("p1", REGION, "hook")];
-    world.auth.users.push(FakeUser {
+    let credentials = &mut world.estate.credentials;
+    credentials.users.push(FakeUser {
         client_id: "764086051850-client.apps.googleusercontent.com".into(),
         client_secret: CLIENT_SECRET.into(),
         refresh_token: REFRESH_TOKEN.into(),
         email: PERSON.into(),
     });
-    world.auth.token_creators = vec![(PERSON.into(), HOP.into()), (HOP.into(), AUDITOR.into())];
-    world.auth.subjects.insert(SUBJECT.into(), PRINCIPAL.into());
-    world.auth.audience = Some(AUDIENCE.into());
+    credentials.token_creators = vec![(PERSON.into(), HOP.into()), (HOP.into(), AUDITOR.into())];
+    credentials.subjects.insert(SUBJECT.into(), PRINCIPAL.into());
+    credentials.audience = Some(AUDIENCE.into());
     world
 }
 
-/// A temporary home for one test: config, credential files, and the environment the binary
-/// gets (no credentials of the machine's; GCE_METADATA_HOST on the fake, so any fall-back to
+/// A harness plus the environment the binary gets: no credentials of the machine's, a home
+/// and gcloud folder of the test's own, GCE_METADATA_HOST on the fake (so any fall-back to
 /// the metadata server would be seen).
 struct Setup {
-    dir: tempfile::TempDir,
-    fake: FakeGoogle,
+    h: Harness,
     env: Vec<(String, String)>,
 }
 
 impl Setup {
     async fn new(world: World) -> Setup {
-        let fake = FakeGoogle::start(world).await;
-        let dir = tempfile::tempdir().unwrap();
+        let h = Harness::start(world).await;
         for sub in ["home", "gcloud"] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+            std::fs::create_dir_all(h.path(sub)).unwrap();
         }
         let env = vec![
             ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),
-            ("HOME".to_owned(), dir.path().join("home").display().to_string()),
-            ("CLOUDSDK_CONFIG".to_owned(), dir.path().join("gcloud").display().to_string()),
-            ("GCE_METADATA_HOST".to_owned(), fake.addr.to_string()),
+            ("HOME".to_owned(), h.path("home").display().to_string()),
+            ("CLOUDSDK_CONFIG".to_owned(), h.path("gcloud").display().to_string()),
+            ("GCE_METADATA_HOST".to_owned(), h.fake.addr.to_string()),
             ("RUST_LOG".to_owned(), "info".to_owned()),
         ];
-        Setup { dir, fake, env }
+        Setup { h, env }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.h.path(name)
     }
 
     fn set(&mut self, name: &str, value: &str) {
@@ -104,41 +105,22 @@ impl Setup {
     }
 
     fn url(&self) -> &str {
-        &self.fake.base_url
+        &self.h.fake.base_url
     }
 
-    /// A config with every endpoint on the fake; `gcp` is added to its [gcp] table.
+    /// A config with every endpoint on the fake and no credentials of its own; `gcp` is added
+    /// to its [gcp] table.
     fn config(&self, gcp: &str) -> PathBuf {
         let url = self.url();
-        let text = format!(
-            r#"[scope]
-projects = ["p1"]
-
-[gcp]
-request_timeout = "5s"
-token_timeout = "10s"
-retry_min_delay = "10ms"
-retry_max_delay = "50ms"
-max_retries = 2
-{gcp}
-
-[gcp.endpoints]
-run = "{url}"
-functions = "{url}"
-binaryauthorization = "{url}"
-resourcemanager = "{url}"
-asset = "{url}"
-oauth2 = "{url}"
-iamcredentials = "{url}"
-
-[server]
-listen = "127.0.0.1:{}"
-"#,
-            free_port()
-        );
-        let path = self.path("config.toml");
-        std::fs::write(&path, text).unwrap();
-        path
+        let config = TestConfig::on(&self.h.fake, &["p1"])
+            .set("gcp.request_timeout", "5s")
+            .set("gcp.token_timeout", "10s")
+            .set("gcp.max_retries", 2)
+            .set("gcp.endpoints.oauth2", url)
+            .set("gcp.endpoints.iamcredentials", url)
+            .set("server.listen", format!("127.0.0.1:{}", free_port()))
+            .merge(&format!("[gcp]\n{gcp}"));
+        self.h.write(&config, "config.toml")
     }
 
     async fn run(&self, args: &[&str]) -> Output {
@@ -164,7 +146,7 @@ listen = "127.0.0.1:{}"
     async fn audit_as(&self, config: &Path, identity: &str, quota: Option<&str>) -> usize {
         let (_, report, stderr) = self.audit(config).await;
         assert_eq!(report["complete"], true, "{stderr}\n{report:#}");
-        let api = self.fake.with(|w| w.api_requests());
+        let api = self.h.fake.api_requests();
         assert!(api.len() >= 4, "{api:?}");
         for r in &api {
             assert_eq!(r.identity.as_deref(), Some(identity), "{} was made as {:?}", r.path, r.identity);
@@ -175,7 +157,7 @@ listen = "127.0.0.1:{}"
     }
 
     fn token_requests(&self, endpoint: &str) -> Vec<support::fake_auth::TokenRequest> {
-        self.fake.with(|w| w.auth.requests(endpoint))
+        self.h.fake.token_requests(endpoint)
     }
 }
 
@@ -218,7 +200,7 @@ fn with_impersonation(mut file: Value, s: &Setup, lifetime: Option<u64>) -> Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_file_makes_every_call_as_its_account_with_the_configured_quota_project() {
     let s = Setup::new(world()).await;
-    let key = s.fake.write_key_file(s.dir.path());
+    let key = s.h.fake.write_key_file(s.h.dir());
     let config = s.config(&format!("credentials_file = {key:?}\nquota_project = \"bill-1\""));
     s.audit_as(&config, KEY_ACCOUNT, Some("bill-1")).await;
     let grants = s.token_requests("oauth2");
@@ -249,10 +231,10 @@ async fn a_persons_gcloud_login_is_refreshed_and_its_quota_project_can_be_overri
     );
     assert_eq!(grants[0].path, "/token");
 
-    s.fake.with(|w| w.log.clear());
+    s.h.fake.forget_requests();
     s.set("GOOGLE_CLOUD_QUOTA_PROJECT", "from-env");
     s.audit_as(&config, PERSON, Some("from-env")).await;
-    s.fake.with(|w| w.log.clear());
+    s.h.fake.forget_requests();
     let config = s.config("quota_project = \"from-config\"");
     s.audit_as(&config, PERSON, Some("from-config")).await;
 }
@@ -274,16 +256,13 @@ async fn impersonation_through_a_delegate_makes_every_api_call_as_the_auditor_ac
         json!({"delegates": [format!("projects/-/serviceAccounts/{HOP}")], "scope": [CLOUD_PLATFORM], "lifetime": "3600s"})
     );
     assert!(!minted[0].headers.contains_key("x-goog-user-project"), "the quota project is for API calls only");
-    let source_tokens: Vec<String> =
-        s.fake.with(|w| w.auth.identities.iter().filter(|(_, id)| *id == PERSON).map(|(t, _)| t.clone()).collect());
-    assert_eq!(source_tokens.len(), 1);
-    assert!(s.fake.with(|w| w.api_requests()).iter().all(|r| r.identity.as_deref() != Some(PERSON)));
+    let source_tokens = s.h.fake.seen(|seen| seen.tokens.iter().filter(|t| t.identity == PERSON).count());
+    assert_eq!(source_tokens, 1);
+    assert!(s.h.fake.api_requests().iter().all(|r| r.identity.as_deref() != Some(PERSON)));
 
     // Without Token Creator on the hop's next link the fake refuses, and nothing is read as anyone else.
-    s.fake.with(|w| {
-        w.auth.token_creators.retain(|(_, target)| target != AUDITOR);
-        w.log.clear();
-    });
+    s.h.fake.estate(|e| e.credentials.token_creators.retain(|(_, target)| target != AUDITOR));
+    s.h.fake.forget_requests();
     let (code, report, stderr) = s.audit(&config).await;
     assert_eq!(code, 2, "{stderr}");
     let error = report["projects"][0]["error"].as_str().unwrap();
@@ -294,15 +273,15 @@ async fn impersonation_through_a_delegate_makes_every_api_call_as_the_auditor_ac
         )),
         "{error}"
     );
-    assert!(s.fake.with(|w| w.api_requests()).is_empty(), "no API call is made as the source identity");
+    assert!(s.h.fake.api_requests().is_empty(), "no API call is made as the source identity");
     assert_no_secrets(&format!("{report}{stderr}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcloud_impersonated_adc_file_is_used_never_skipped_and_config_impersonation_adds_a_hop() {
     let mut world = world();
-    world.auth.metadata_identity = Some(VM_ACCOUNT.into());
-    world.auth.token_creators.push((AUDITOR.into(), WIF_ACCOUNT.into()));
+    world.estate.credentials.metadata_identity = Some(VM_ACCOUNT.into());
+    world.estate.credentials.token_creators.push((AUDITOR.into(), WIF_ACCOUNT.into()));
     let s = Setup::new(world).await;
     let file = s.file("gcloud/application_default_credentials.json", &gcloud_impersonated());
     let config = s.config("");
@@ -323,7 +302,7 @@ async fn gcloud_impersonated_adc_file_is_used_never_skipped_and_config_impersona
     assert_eq!(minted[0].json["delegates"], json!([format!("projects/-/serviceAccounts/{HOP}")]));
 
     // gcp.impersonate_service_account on top: a second hop, printed, and the API sees its account.
-    s.fake.with(|w| w.log.clear());
+    s.h.fake.forget_requests();
     let config = s.config(&format!("impersonate_service_account = \"{WIF_ACCOUNT}\""));
     let (_, out, _) = s.check_config(&config).await;
     assert!(
@@ -340,8 +319,8 @@ async fn gcloud_impersonated_adc_file_is_used_never_skipped_and_config_impersona
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn federation_from_a_file_a_url_and_a_client_exchanges_the_subject_token_at_sts() {
     let mut world = world();
-    world.auth.url_subject = Some((SUBJECT.into(), ("X-Api-Key".into(), URL_HEADER_SECRET.into())));
-    world.auth.token_creators.push((PRINCIPAL.into(), WIF_ACCOUNT.into()));
+    world.estate.credentials.url_subject = Some((SUBJECT.into(), ("X-Api-Key".into(), URL_HEADER_SECRET.into())));
+    world.estate.credentials.token_creators.push((PRINCIPAL.into(), WIF_ACCOUNT.into()));
     let mut s = Setup::new(world).await;
     std::fs::write(s.path("subject.jwt"), SUBJECT).unwrap();
 
@@ -373,10 +352,7 @@ async fn federation_from_a_file_a_url_and_a_client_exchanges_the_subject_token_a
     wif["quota_project_id"] = json!("qp-from-file");
     let file = s.file("wif-url.json", &with_impersonation(wif, &s, Some(2800)));
     s.set("GOOGLE_APPLICATION_CREDENTIALS", file.to_str().unwrap());
-    s.fake.with(|w| {
-        w.log.clear();
-        w.auth.token_requests.clear();
-    });
+    s.h.fake.forget_requests();
     let (_, out, _) = s.check_config(&config).await;
     assert!(
         out.contains(&format!("subject token: URL {}/subject/json (JSON field id_token, headers X-Api-Key)", s.url())),
@@ -396,12 +372,11 @@ async fn federation_from_a_file_a_url_and_a_client_exchanges_the_subject_token_a
     assert_eq!(minted.json, json!({"scope": [CLOUD_PLATFORM], "lifetime": "2800s"}));
 
     // A workforce pool with a client: Basic authentication, no userProject option then.
-    s.fake.with(|w| {
-        w.auth.sts_client = Some(("wf-client".into(), CLIENT_SECRET.into()));
-        w.auth.audience = None;
-        w.auth.token_requests.clear();
-        w.log.clear();
+    s.h.fake.estate(|e| {
+        e.credentials.sts_client = Some(("wf-client".into(), CLIENT_SECRET.into()));
+        e.credentials.audience = None;
     });
+    s.h.fake.forget_requests();
     let mut wf = federation(&s, json!({"file": s.path("subject.jwt")}));
     wf["audience"] = json!("//iam.googleapis.com/locations/global/workforcePools/wf/providers/p");
     wf["workforce_pool_user_project"] = json!("wf-proj");
@@ -413,11 +388,8 @@ async fn federation_from_a_file_a_url_and_a_client_exchanges_the_subject_token_a
     assert!(!s.token_requests("sts")[0].form.contains_key("options"));
 
     // Without a client the workforce user project is sent as STS options.
-    s.fake.with(|w| {
-        w.auth.sts_client = None;
-        w.auth.token_requests.clear();
-        w.log.clear();
-    });
+    s.h.fake.estate(|e| e.credentials.sts_client = None);
+    s.h.fake.forget_requests();
     wf.as_object_mut().unwrap().retain(|k, _| k != "client_id" && k != "client_secret");
     let file = s.file("wf.json", &wf);
     s.set("GOOGLE_APPLICATION_CREDENTIALS", file.to_str().unwrap());
@@ -428,7 +400,7 @@ async fn federation_from_a_file_a_url_and_a_client_exchanges_the_subject_token_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn federation_from_an_executable_runs_it_as_aip_4117_says_and_caches_its_answer() {
     let mut world = world();
-    world.auth.token_creators.push((PRINCIPAL.into(), WIF_ACCOUNT.into()));
+    world.estate.credentials.token_creators.push((PRINCIPAL.into(), WIF_ACCOUNT.into()));
     let mut s = Setup::new(world).await;
     let script = s.path("token-helper");
     let (env_file, runs, output) = (s.path("helper-env.txt"), s.path("helper-runs.txt"), s.path("helper-out.json"));
@@ -478,7 +450,7 @@ async fn federation_from_an_executable_runs_it_as_aip_4117_says_and_caches_its_a
     );
     assert_eq!(std::fs::read_to_string(&runs).unwrap(), "--flag=1\n");
     // The next run finds the unexpired answer in output_file and does not run the helper.
-    s.fake.with(|w| w.log.clear());
+    s.h.fake.forget_requests();
     s.audit_as(&config, WIF_ACCOUNT, None).await;
     assert_eq!(std::fs::read_to_string(&runs).unwrap(), "--flag=1\n", "the cached answer was used");
 
@@ -494,7 +466,7 @@ async fn federation_from_an_executable_runs_it_as_aip_4117_says_and_caches_its_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn federation_from_aws_signs_get_caller_identity_with_env_keys_or_imdsv2() {
     let mut world = world();
-    world.auth.aws = Some(FakeAws {
+    world.estate.credentials.aws = Some(FakeAws {
         access_key_id: "AKIDEXAMPLE".into(),
         secret_access_key: AWS_SECRET.into(),
         session_token: Some(AWS_SESSION.into()),
@@ -503,7 +475,7 @@ async fn federation_from_aws_signs_get_caller_identity_with_env_keys_or_imdsv2()
         principal: "principal://iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/aws/subject/arn:aws:sts::1:assumed-role/auditor-role/i-1".into(),
         imdsv2: true,
     });
-    let principal = world.auth.aws.as_ref().unwrap().principal.clone();
+    let principal = world.estate.credentials.aws.as_ref().unwrap().principal.clone();
     let mut s = Setup::new(world).await;
     let mut aws = federation(
         &s,
@@ -532,13 +504,8 @@ async fn federation_from_aws_signs_get_caller_identity_with_env_keys_or_imdsv2()
     assert_eq!(s.token_requests("sts")[0].form["subject_token_type"], "urn:ietf:params:aws:token-type:aws4_request");
 
     // Anywhere else: keys and region from the environment, no metadata service at all.
-    s.fake.with(|w| {
-        w.log.clear();
-        w.auth.token_requests.clear();
-        if let Some(a) = w.auth.aws.as_mut() {
-            a.imdsv2 = false;
-        }
-    });
+    s.h.fake.forget_requests();
+    s.h.fake.estate(|e| e.credentials.aws.as_mut().unwrap().imdsv2 = false);
     for (k, v) in [
         ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
         ("AWS_SECRET_ACCESS_KEY", AWS_SECRET),
@@ -563,14 +530,14 @@ async fn federation_from_aws_signs_get_caller_identity_with_env_keys_or_imdsv2()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metadata_server_is_reached_directly_while_everything_else_uses_the_proxy() {
     let mut world = world();
-    world.auth.metadata_identity = Some(VM_ACCOUNT.into());
+    world.estate.credentials.metadata_identity = Some(VM_ACCOUNT.into());
     let mut s = Setup::new(world).await;
     let proxy = Proxy::start().await;
     s.set("HTTP_PROXY", &proxy.url);
     let config = s.config("");
     let (_, out, _) = s.check_config(&config).await;
     assert!(
-        out.contains(&format!("credentials: metadata server at http://{} (GCE_METADATA_HOST)", s.fake.addr)),
+        out.contains(&format!("credentials: metadata server at http://{} (GCE_METADATA_HOST)", s.h.fake.addr)),
         "{out}"
     );
     let calls = s.audit_as(&config, VM_ACCOUNT, None).await;
@@ -597,7 +564,7 @@ async fn token_requests_honour_the_proxy_variables_exactly_like_api_calls() {
 
     // NO_PROXY exempts them all alike.
     s.set("NO_PROXY", "127.0.0.1");
-    s.fake.with(|w| w.log.clear());
+    s.h.fake.forget_requests();
     s.audit_as(&config, AUDITOR, Some("from-file")).await;
     assert_eq!(proxy.seen().len(), calls + 2, "nothing more went through the proxy");
 
@@ -618,11 +585,17 @@ async fn token_requests_honour_the_proxy_variables_exactly_like_api_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn impersonated_tokens_expiring_mid_cycle_are_renewed_and_the_source_token_reused() {
-    let mut world = World { latency: Duration::from_millis(400), ..world() };
     // Impersonated tokens live 31 s: usable for about 1 s before the 30 s margin; the fake
     // refuses them after 1.8 s, as if they had expired. The source token lasts an hour.
-    world.auth.impersonated_expires_in = Some(31);
-    world.auth.impersonated_valid_for = Some(Duration::from_millis(1800));
+    let world = World {
+        behaviour: Behaviour {
+            latency: Duration::from_millis(400),
+            impersonated_expires_in: Some(31),
+            impersonated_valid_for: Some(Duration::from_millis(1800)),
+            ..Behaviour::default()
+        },
+        ..world()
+    };
     let mut s = Setup::new(world).await;
     let file = s.file("person.json", &person());
     s.set("GOOGLE_APPLICATION_CREDENTIALS", file.to_str().unwrap());
@@ -634,13 +607,13 @@ async fn impersonated_tokens_expiring_mid_cycle_are_renewed_and_the_source_token
     let minted = s.token_requests("iamcredentials");
     assert!(minted.len() >= 2, "renewed mid-cycle: {} impersonated tokens", minted.len());
     assert_eq!(s.token_requests("oauth2").len(), 1, "the still-fresh source token is reused for every renewal");
-    assert!(s.fake.with(|w| w.api_requests()).iter().all(|r| r.identity.as_deref() == Some(AUDITOR)));
+    assert!(s.h.fake.api_requests().iter().all(|r| r.identity.as_deref() == Some(AUDITOR)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusable_credentials_are_refused_at_start_in_one_line_naming_file_and_type() {
     let mut world = world();
-    world.auth.metadata_identity = Some(VM_ACCOUNT.into());
+    world.estate.credentials.metadata_identity = Some(VM_ACCOUNT.into());
     let mut s = Setup::new(world).await;
     let mut gdch_source = gcloud_impersonated();
     gdch_source["source_credentials"] = json!({"type": "gdch_service_account", "format_version": "1"});
@@ -713,17 +686,17 @@ async fn unusable_credentials_are_refused_at_start_in_one_line_naming_file_and_t
         "{err}"
     );
     assert!(
-        s.fake.requests().is_empty(),
+        s.h.fake.requests().is_empty(),
         "no request of any kind, the metadata server's included: {:?}",
-        s.fake.requests()
+        s.h.fake.requests()
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_logs_metrics_the_report_or_errors() {
     let mut world = world();
-    world.auth.url_subject = Some((SUBJECT.into(), ("X-Api-Key".into(), URL_HEADER_SECRET.into())));
-    world.auth.token_creators.push((PRINCIPAL.into(), WIF_ACCOUNT.into()));
+    world.estate.credentials.url_subject = Some((SUBJECT.into(), ("X-Api-Key".into(), URL_HEADER_SECRET.into())));
+    world.estate.credentials.token_creators.push((PRINCIPAL.into(), WIF_ACCOUNT.into()));
     let mut s = Setup::new(world).await;
     s.set("RUST_LOG", "trace");
     let person_file = s.file("person.json", &person());
@@ -753,9 +726,9 @@ async fn no_secret_reaches_logs_metrics_the_report_or_errors() {
         everything.push_str(&std::fs::read_to_string(&log).unwrap());
     }
     // Failures too: a revoked refresh token, a URL source that refuses, an STS that refuses.
-    s.fake.with(|w| {
-        w.auth.users.clear();
-        w.auth.url_subject = Some((SUBJECT.into(), ("X-Api-Key".into(), "another".into())));
+    s.h.fake.estate(|e| {
+        e.credentials.users.clear();
+        e.credentials.url_subject = Some((SUBJECT.into(), ("X-Api-Key".into(), "another".into())));
     });
     for (file, gcp) in [(&person_file, impersonation.as_str()), (&wif_file, "")] {
         s.set("GOOGLE_APPLICATION_CREDENTIALS", file.to_str().unwrap());

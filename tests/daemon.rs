@@ -10,19 +10,12 @@ use std::time::{Duration, Instant};
 use binauthz_auditor::daemon::Event;
 use serde_json::{Value, json};
 use support::config::TestConfig;
-use support::daemon::InProcess;
-use support::fake_google::{FakeGoogle, Fault, World};
+use support::fake_google::world::{Fault, Node, World};
+use support::harness::Harness;
 use support::resources::*;
-use support::run::{Daemon, cycles, free_port, gcp_config, promtool_check_metrics, sample, series};
+use support::run::{Daemon, cycles, free_port, promtool_check_metrics, sample, series};
 
 const REGION: &str = "us-central1";
-/// Once a year: in-process tests send their own ticks.
-const RARELY: &str = "0 0 1 1 *";
-
-/// The daemon's part of a test config: a schedule, and a port the system chooses.
-fn in_process(run_on_start: bool) -> String {
-    format!("[schedule]\ncron = \"{RARELY}\"\nrun_on_start = {run_on_start}\n\n[server]\nlisten = \"127.0.0.1:0\"\n")
-}
 
 fn seed(world: &mut World, id: &str) {
     let p = world.project(id);
@@ -44,14 +37,12 @@ fn resource_series(name: &str, project: &str, kind: &str, resource: &str) -> Str
 async fn metrics_describe_every_workload_and_pass_promtool() {
     let mut world = World::default();
     seed(&mut world, "shop-prod");
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["shop-prod"], "", &in_process(true));
-    let daemon = InProcess::start(&config).await;
+    let h = Harness::start(world).await;
+    let daemon = h.daemon(&h.config(&["shop-prod"]).in_process(true)).await;
 
     let metrics = daemon.wait_for_cycles(1).await;
 
-    let content_type = daemon.get("/metrics").await.headers()["content-type"].to_str().unwrap().to_owned();
+    let content_type = daemon.get("/metrics").await.unwrap().headers()["content-type"].to_str().unwrap().to_owned();
     assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
     promtool_check_metrics(&metrics);
     let p = "shop-prod";
@@ -103,9 +94,9 @@ async fn metrics_describe_every_workload_and_pass_promtool() {
         "HELP says results are cached"
     );
 
-    let landing = daemon.get("/").await.text().await.unwrap();
+    let landing = daemon.get("/").await.unwrap().text().await.unwrap();
     assert!(landing.contains("href=\"metrics\"") && landing.contains("href=\"report\""));
-    assert_eq!(daemon.get("/healthz").await.status(), 200);
+    assert_eq!(daemon.get("/healthz").await.unwrap().status(), 200);
     let report = daemon.report().await;
     assert_eq!(report["complete"], true);
     assert_eq!(report["summary"]["non_compliant"], 2, "{report:#}");
@@ -115,18 +106,16 @@ async fn metrics_describe_every_workload_and_pass_promtool() {
 async fn a_changed_workload_loses_its_old_series_on_the_next_cycle() {
     let mut world = World::default();
     seed(&mut world, "shop-prod");
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["shop-prod"], "", &in_process(true));
-    let daemon = InProcess::start(&config).await;
+    let h = Harness::start(world).await;
+    let daemon = h.daemon(&h.config(&["shop-prod"]).in_process(true)).await;
     let open = resource_series("binauthz_resource_compliant", "shop-prod", "service", "open");
     let etl = resource_series("binauthz_resource_compliant", "shop-prod", "job", "etl");
     let before = daemon.wait_for_cycles(1).await;
     assert_eq!(sample(&before, &open), Some(0.0));
     assert!(before.contains("name=\"open\",reason=\"binauthz_disabled\""));
 
-    fake.with(|w| {
-        let p = w.project("shop-prod");
+    h.fake.estate(|e| {
+        let p = e.project("shop-prod");
         p.services[1] = service("shop-prod", REGION, "open");
         p.jobs.clear();
     });
@@ -142,22 +131,22 @@ async fn a_failing_project_keeps_its_last_known_series_and_goes_down() {
     let mut world = World::default();
     seed(&mut world, "healthy");
     seed(&mut world, "flaky");
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &["flaky", "healthy"], "", &in_process(true));
-    let daemon = InProcess::start(&config).await;
+    let h = Harness::start(world).await;
+    let daemon = h.daemon(&h.config(&["flaky", "healthy"]).in_process(true)).await;
     let first = daemon.wait_for_cycles(1).await;
     let flaky_success =
         sample(&first, &series("binauthz_project_last_success_timestamp_seconds", &[("project", "flaky")]));
 
-    fake.with(|w| {
-        w.faults.push(Fault::status(
+    h.fake.behaviour(|b| {
+        b.faults.push(Fault::status(
             "/projects/flaky/locations/-/services",
             503,
             json!({"error": {"code": 503, "message": "unavailable", "status": "UNAVAILABLE"}}),
-        ));
-        w.project("flaky").services.clear(); // were it seen, everything would vanish
-        w.project("healthy").jobs.clear();
+        ))
+    });
+    h.fake.estate(|e| {
+        e.project("flaky").services.clear(); // were it seen, everything would vanish
+        e.project("healthy").jobs.clear();
     });
     let after = daemon.tick_until(cycles(&first) + 1).await;
 
@@ -181,24 +170,22 @@ async fn a_failing_project_keeps_its_last_known_series_and_goes_down() {
     promtool_check_metrics(&after);
 }
 
+/// The real binary's part of a config: an audit at start, no other until the test is over,
+/// on `port`.
+fn as_binary(config: TestConfig, port: u16) -> TestConfig {
+    config.in_process(true).set("server.listen", format!("127.0.0.1:{port}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_cycle_exits_zero_within_five_seconds() {
     let mut world = World::default();
     seed(&mut world, "slow");
-    world.faults.push(Fault::delay("/policy", Duration::from_secs(60)));
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = TestConfig::gcp(dir.path(), &fake, &["slow"])
-        .set("gcp.request_timeout", "120s")
-        .merge(&binary_daemon(free_port()))
-        .write_in(dir.path());
-    let mut daemon = Daemon::start(&config).await;
+    world.behaviour.faults.push(Fault::delay("/policy", Duration::from_secs(60)));
+    let h = Harness::start(world).await;
+    let config = as_binary(h.config(&["slow"]).set("gcp.request_timeout", "120s"), free_port());
+    let mut daemon = Daemon::start(&h.write(&config, "config.toml")).await;
     // The cycle is now waiting on the policy: that request is in flight.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while fake.with(|w| w.in_flight.get("/v1/projects/slow/policy").copied()) != Some(1) {
-        assert!(Instant::now() < deadline, "the cycle never reached the policy");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    h.fake.until_in_flight("/v1/projects/slow/policy").await;
 
     let started = Instant::now();
     daemon.signal("TERM");
@@ -213,87 +200,86 @@ async fn sigterm_during_a_cycle_exits_zero_within_five_seconds() {
 async fn project_search_results_are_reused_within_their_ttl() {
     let mut world = World::default();
     seed(&mut world, "found");
-    world.search = vec![("found".into(), "ACTIVE".into(), "folders/9".into())];
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = TestConfig::gcp(dir.path(), &fake, &[])
+    world.estate.hierarchy.projects = vec![Node::active("found", "folders/9")];
+    let h = Harness::start(world).await;
+    let config = h
+        .config(&[])
         .set("scope.project_query", "parent:folders/9")
         .set("scope.project_query_ttl", "1h")
-        .merge(&in_process(true))
-        .write_in(dir.path());
-    let daemon = InProcess::start(&config).await;
+        .in_process(true);
+    let daemon = h.daemon(&config).await;
     daemon.wait_for_cycles(1).await;
     daemon.tick_until(2).await;
     daemon.tick_until(3).await;
 
-    let searches = fake.requests().iter().filter(|r| r.path == "/v3/projects:search").count();
+    let searches = h.fake.requests().iter().filter(|r| r.path == "/v3/projects:search").count();
     assert_eq!(searches, 1, "three cycles, one search");
 }
 
-/// The real binary's part of a config: a rare schedule, an audit at start, a fixed port.
-fn binary_daemon(port: u16) -> String {
-    format!("[schedule]\ncron = \"{RARELY}\"\nrun_on_start = true\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n")
+fn project_up(metrics: &str, project: &str) -> Option<f64> {
+    sample(metrics, &series("binauthz_project_up", &[("project", project)]))
 }
 
+/// Waits until the daemon reports its last reload as `successful` (1) or not (0).
+async fn until_reload_reported(daemon: &Daemon, successful: f64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = daemon.metrics().await;
+        if sample(&metrics, "binauthz_config_last_reload_successful") == Some(successful) {
+            return metrics;
+        }
+        assert!(Instant::now() < deadline, "no reload reported as {successful}:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The signal's wiring, in the real binary; what a reload does is the in-process test below.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_applies_a_good_config_and_keeps_the_old_one_after_a_bad_one() {
+async fn sighup_reloads_the_configuration_and_reports_a_bad_one() {
     let mut world = World::default();
     seed(&mut world, "first");
-    seed(&mut world, "second");
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let good = TestConfig::gcp(dir.path(), &fake, &["first"]).merge(&binary_daemon(free_port()));
-    let config = good.write_in(dir.path());
+    let h = Harness::start(world).await;
+    let good = as_binary(h.config(&["first"]), free_port());
+    let config = h.write(&good, "config.toml");
     let daemon = Daemon::start(&config).await;
     daemon.wait_for_cycles(1).await;
 
-    // A bad edit: refused, visibly, and the old configuration stays in force.
-    good.clone().set("scope.bogus", 1).set("scope.projects", vec!["first", "second"]).write(&config);
+    good.clone().set("scope.bogus", 1).write(&config);
     daemon.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut metrics = daemon.metrics().await;
-    while sample(&metrics, "binauthz_config_last_reload_successful") != Some(0.0) {
-        assert!(Instant::now() < deadline, "the bad reload was not reported:\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        metrics = daemon.metrics().await;
-    }
+    until_reload_reported(&daemon, 0.0).await;
     assert!(daemon.get("/healthz").await.is_ok(), "still serving");
-    let audited =
-        |metrics: &str, project: &str| sample(metrics, &series("binauthz_project_up", &[("project", project)]));
-    assert_eq!(audited(&metrics, "first"), Some(1.0));
-    assert_eq!(audited(&metrics, "second"), None, "the refused configuration is not in use");
 
-    good.set("scope.projects", vec!["first", "second"]).write(&config);
+    good.write(&config);
     daemon.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let metrics = daemon.metrics().await;
-        if sample(&metrics, "binauthz_config_last_reload_successful") == Some(1.0) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the good reload was not reported:\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_reload_reported(&daemon, 1.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reload_applies_the_new_configuration_to_the_next_cycle() {
+async fn a_bad_reload_leaves_the_old_configuration_in_use_and_a_good_one_applies_to_the_next_cycle() {
     let mut world = World::default();
     seed(&mut world, "first");
     seed(&mut world, "second");
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let good = TestConfig::gcp(dir.path(), &fake, &["first"]).merge(&in_process(true));
-    let config = good.write_in(dir.path());
-    let daemon = InProcess::start(&config).await;
+    let h = Harness::start(world).await;
+    let good = h.config(&["first"]).in_process(true);
+    let daemon = h.daemon(&good).await;
     let before = daemon.wait_for_cycles(1).await;
 
-    good.set("scope.projects", vec!["first", "second"]).write(&config);
+    // A bad edit that would also audit `second`: refused, and the next cycle still runs the
+    // old configuration.
+    h.write(&good.clone().set("scope.bogus", 1).set("scope.projects", vec!["first", "second"]), "config.toml");
     daemon.send(Event::Reload).await;
-    let after = daemon.tick_until(cycles(&before) + 1).await;
+    let after_bad = daemon.tick_until(cycles(&before) + 1).await;
+    assert_eq!(sample(&after_bad, "binauthz_config_last_reload_successful"), Some(0.0));
+    assert_eq!(project_up(&after_bad, "first"), Some(1.0));
+    assert_eq!(project_up(&after_bad, "second"), None, "the refused configuration is not in use");
+    assert!(!h.fake.requests().iter().any(|r| r.path.contains("/second/")), "nothing of `second` was read");
+
+    h.write(&good.set("scope.projects", vec!["first", "second"]), "config.toml");
+    daemon.send(Event::Reload).await;
+    let after = daemon.tick_until(cycles(&after_bad) + 1).await;
 
     assert_eq!(sample(&after, "binauthz_config_last_reload_successful"), Some(1.0));
-    assert_eq!(sample(&after, &series("binauthz_project_up", &[("project", "second")])), Some(1.0), "{after}");
+    assert_eq!(project_up(&after, "second"), Some(1.0), "{after}");
     daemon.shutdown().await.unwrap();
 }
 
@@ -301,32 +287,24 @@ async fn a_reload_applies_the_new_configuration_to_the_next_cycle() {
 async fn a_tick_while_a_cycle_runs_is_skipped_and_counted() {
     let mut world = World::default();
     seed(&mut world, "slow");
-    world.faults.push(Fault::delay("/policy", Duration::from_millis(1500)));
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config =
-        TestConfig::gcp(dir.path(), &fake, &["slow"]).set("gcp.request_timeout", "10s").merge(&in_process(true));
-    let daemon = InProcess::start(&config.write_in(dir.path())).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while fake.with(|w| w.in_flight.get("/v1/projects/slow/policy").copied()) != Some(1) {
-        assert!(Instant::now() < deadline, "the first cycle never reached the policy");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    world.behaviour.faults.push(Fault::delay("/policy", Duration::from_millis(1500)));
+    let h = Harness::start(world).await;
+    let daemon = h.daemon(&h.config(&["slow"]).set("gcp.request_timeout", "10s").in_process(true)).await;
+    h.fake.until_in_flight("/v1/projects/slow/policy").await;
 
     daemon.send(Event::Tick).await;
     let metrics = daemon.wait_for_cycles(1).await;
 
     let skipped = sample(&metrics, &series("binauthz_audit_cycles_total", &[("result", "skipped")]));
     assert_eq!(skipped, Some(1.0), "{metrics}");
-    let most_at_once = fake.with(|w| w.max_in_flight.get("/v1/projects/slow/policy").copied());
-    assert_eq!(most_at_once, Some(1), "never two cycles at once");
+    assert_eq!(h.fake.max_in_flight("/v1/projects/slow/policy"), 1, "never two cycles at once");
 }
 
 /// A config auditing the bundled demo snapshot, listening on a free port.
 fn demo_config(dir: &std::path::Path) -> (std::path::PathBuf, u16) {
     let port = free_port();
     let demo = std::fs::canonicalize("config/demo").unwrap();
-    (TestConfig::snapshot(&demo).merge(&binary_daemon(port)).write(&dir.join("demo.toml")), port)
+    (as_binary(TestConfig::snapshot(&demo), port).write(&dir.join("demo.toml")), port)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

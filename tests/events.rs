@@ -10,8 +10,10 @@ use serde_json::{Value, json};
 use support::audit_log;
 use support::config::TestConfig;
 use support::daemon::InProcess;
-use support::fake_google::{FakeGoogle, Fault, World};
+use support::fake_google::shapes::project_number;
+use support::fake_google::world::{Fault, World};
 use support::fake_pubsub::FakePubSub;
+use support::harness::Harness;
 use support::monitoring::eventually;
 use support::pubsub::Admin;
 use support::resources::*;
@@ -21,12 +23,11 @@ const REGION: &str = "us-central1";
 const TOPIC: &str = "projects/host/topics/audit";
 
 struct Events {
-    fake: FakeGoogle,
+    h: Harness,
     pubsub: FakePubSub,
     admin: Admin,
     subscription: String,
     daemon: InProcess,
-    _dir: tempfile::TempDir,
 }
 
 fn estate(world: &mut World) {
@@ -43,22 +44,19 @@ fn estate(world: &mut World) {
 async fn start(ack_deadline: u32, edit: impl FnOnce(TestConfig) -> TestConfig) -> Events {
     let mut world = World::default();
     estate(&mut world);
-    let fake = FakeGoogle::start(world).await;
+    let h = Harness::start(world).await;
     let pubsub = FakePubSub::start().await;
     let admin = Admin::new(&pubsub.base_url);
     let subscription = admin.topic_and_subscription("host", "audit", "auditor", ack_deadline).await;
-    let dir = tempfile::tempdir().unwrap();
     let config = edit(
-        TestConfig::gcp(dir.path(), &fake, &["p1", "p2"])
+        h.config(&["p1", "p2"])
             .set("gcp.endpoints.pubsub", pubsub.base_url.as_str())
             .set("events.subscription", subscription.as_str())
-            .set("server.listen", "127.0.0.1:0")
-            .set("schedule.cron", "0 0 1 1 *"),
-    )
-    .write_in(dir.path());
-    let daemon = InProcess::start(&config).await;
+            .in_process(true),
+    );
+    let daemon = h.daemon(&config).await;
     daemon.wait_for_cycles(1).await;
-    Events { fake, pubsub, admin, subscription, daemon, _dir: dir }
+    Events { h, pubsub, admin, subscription, daemon }
 }
 
 impl Events {
@@ -101,7 +99,7 @@ async fn an_unprotected_deploy_is_published_and_acknowledged_without_waiting_for
     let e = start(10, |c| c).await;
     assert_eq!(e.metric(&compliant("p1", "service", "web")).await, Some(1.0));
 
-    e.fake.with(|w| {
+    e.h.fake.estate(|w| {
         let web = &mut w.project("p1").services[0];
         *web = set(web.clone(), "/binaryAuthorization", Value::Null);
     });
@@ -128,15 +126,15 @@ async fn an_unprotected_deploy_is_published_and_acknowledged_without_waiting_for
     assert_eq!(sample(&metrics, "binauthz_event_lag_seconds_count"), Some(1.0));
     assert!(sample(&metrics, "binauthz_events_last_received_timestamp_seconds").unwrap() > 1.7e9);
     let fetched =
-        e.fake.requests().iter().filter(|r| r.path == "/v2/projects/p1/locations/us-central1/services/web").count();
+        e.h.fake.requests().iter().filter(|r| r.path == "/v2/projects/p1/locations/us-central1/services/web").count();
     assert_eq!(fetched, 1, "the one service was read again, nothing else listed");
 
-    let (problems, methods) = support::discovery::check_traffic(&e.fake).await;
+    let (problems, methods) = support::discovery::check_traffic(&e.h.fake).await;
     assert!(problems.is_empty(), "{problems:#?}");
     assert!(methods.contains("run.v2:projects.locations.services.get"), "{methods:?}");
 
     // The fix travels the same way.
-    e.fake.with(|w| w.project("p1").services[0] = service("p1", REGION, "web"));
+    e.h.fake.estate(|w| w.project("p1").services[0] = service("p1", REGION, "web"));
     let fix = e.publish(&audit_log::run_v1_service("ReplaceService", "p1", REGION, "web")).await;
     e.until(&compliant("p1", "service", "web"), 1.0).await;
     e.acked(&fix).await;
@@ -163,7 +161,7 @@ async fn messages_that_change_nothing_are_counted_by_reason_and_acknowledged() {
         assert_eq!(sample(&metrics, &counter("binauthz_events_ignored_total", "reason", reason)), Some(n), "{reason}");
     }
     assert_eq!(sample(&metrics, &compliant("p1", "service", "web")), Some(1.0));
-    let reads = e.fake.requests().iter().filter(|r| r.path.starts_with("/v2/projects/not-audited")).count();
+    let reads = e.h.fake.requests().iter().filter(|r| r.path.starts_with("/v2/projects/not-audited")).count();
     assert_eq!(reads, 0, "nothing outside [scope] is read");
     e.daemon.shutdown().await.unwrap();
 }
@@ -171,18 +169,20 @@ async fn messages_that_change_nothing_are_counted_by_reason_and_acknowledged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_reread_is_left_for_redelivery_and_succeeds_the_next_time() {
     let e = start(1, |c| c).await;
-    e.fake.with(|w| {
+    e.h.fake.estate(|w| {
         let web = &mut w.project("p1").services[0];
         *web = set(web.clone(), "/binaryAuthorization/breakglassJustification", json!("INC-1"));
-        // More failures than the client retries: the first re-read fails for good.
-        w.faults.push(
+    });
+    // More failures than the client retries: the first re-read fails for good.
+    e.h.fake.behaviour(|b| {
+        b.faults.push(
             Fault::status(
                 "/v2/projects/p1/locations/us-central1/services/web",
                 503,
                 json!({"error": {"code": 503, "status": "UNAVAILABLE", "message": "down"}}),
             )
             .times(4),
-        );
+        )
     });
     let id = e.publish(&audit_log::run_v1_service("ReplaceService", "p1", REGION, "web")).await;
     e.until(&counter("binauthz_event_reaudits_total", "result", "failed"), 1.0).await;
@@ -206,8 +206,9 @@ async fn throttled_or_failing_pulls_are_retried_and_counted() {
         w.faults.push((":pull".into(), 429, 1));
         w.faults.push((":pull".into(), 503, 1));
     });
-    e.fake
-        .with(|w| w.project("p2").services[0] = set(service("p2", REGION, "api"), "/binaryAuthorization", Value::Null));
+    e.h.fake.estate(|w| {
+        w.project("p2").services[0] = set(service("p2", REGION, "api"), "/binaryAuthorization", Value::Null)
+    });
     let id = e.publish(&audit_log::run_v1_service("ReplaceService", "p2", REGION, "api")).await;
     e.until(&compliant("p2", "service", "api"), 0.0).await;
     e.acked(&id).await;
@@ -244,7 +245,7 @@ async fn a_policy_edit_reevaluates_the_projects_last_known_workloads() {
         &[("project", "p1"), ("location", REGION), ("repository", "us-central1-docker.pkg.dev/p1/gcf-artifacts")],
     );
     assert_eq!(e.metric(&entry).await, Some(1.0));
-    e.fake.with(|w| w.project("p1").policy = Some(enforcing_policy("p1", &[])));
+    e.h.fake.estate(|w| w.project("p1").policy = Some(enforcing_policy("p1", &[])));
     let id = e.publish(&audit_log::update_policy("p1")).await;
     let metrics = e.until(&entry, 0.0).await;
     assert_eq!(sample(&metrics, &compliant("p1", "function", "hook")), Some(0.0), "{metrics}");
@@ -256,7 +257,7 @@ async fn a_policy_edit_reevaluates_the_projects_last_known_workloads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_removes_the_series_and_a_new_job_appears() {
     let e = start(10, |c| c).await;
-    e.fake.with(|w| {
+    e.h.fake.estate(|w| {
         let p = w.project("p1");
         p.jobs.clear();
         p.jobs.push(set(job("p1", REGION, "nightly"), "/binaryAuthorization", Value::Null));
@@ -275,8 +276,9 @@ async fn a_delete_removes_the_series_and_a_new_job_appears() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cycle_counts_the_changes_no_event_announced() {
     let e = start(10, |c| c).await;
-    e.fake
-        .with(|w| w.project("p2").services[0] = set(service("p2", REGION, "api"), "/binaryAuthorization", Value::Null));
+    e.h.fake.estate(|w| {
+        w.project("p2").services[0] = set(service("p2", REGION, "api"), "/binaryAuthorization", Value::Null)
+    });
     e.daemon.tick_until(2).await;
     let metrics = e.daemon.metrics().await;
     assert_eq!(sample(&metrics, "binauthz_reconcile_unexplained_changes_total"), Some(1.0), "{metrics}");
@@ -291,9 +293,10 @@ async fn asset_feed_messages_trigger_the_same_reaudit() {
         .admin
         .publish(TOPIC, b"You have successfully configured real time feed 'organizations/1/feeds/f'.", json!({}))
         .await;
-    e.fake
-        .with(|w| w.project("p1").services[0] = set(service("p1", REGION, "web"), "/binaryAuthorization", Value::Null));
-    let number = support::fake_google::project_number("p1");
+    e.h.fake.estate(|w| {
+        w.project("p1").services[0] = set(service("p1", REGION, "web"), "/binaryAuthorization", Value::Null)
+    });
+    let number = project_number("p1");
     let message = json!({
         "asset": {"name": format!("//run.googleapis.com/projects/{number}/locations/{REGION}/services/web"),
                   "assetType": "run.googleapis.com/Service", "ancestors": [format!("projects/{number}")],
@@ -309,7 +312,7 @@ async fn asset_feed_messages_trigger_the_same_reaudit() {
     assert_eq!(sample(&metrics, &counter("binauthz_events_received_total", "source", "asset_feed")), Some(2.0));
     assert_eq!(sample(&metrics, &counter("binauthz_events_ignored_total", "reason", "feed_welcome")), Some(1.0));
     // The number in the asset name was looked up once, with Resource Manager's projects.get.
-    let (problems, methods) = support::discovery::check_traffic(&e.fake).await;
+    let (problems, methods) = support::discovery::check_traffic(&e.h.fake).await;
     assert!(problems.is_empty(), "{problems:#?}");
     assert!(methods.contains("cloudresourcemanager.v3:projects.get"), "{methods:?}");
     e.daemon.shutdown().await.unwrap();

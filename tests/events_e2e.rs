@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::audit_log;
-use support::config::TestConfig;
 use support::daemon::InProcess;
-use support::fake_google::{FakeGoogle, World};
+use support::fake_google::world::World;
+use support::harness::Harness;
 use support::monitoring::{active_alerts, eventually, has_alert, start_alertmanager};
 use support::pubsub::{Admin, Emulator};
 use support::resources::*;
@@ -30,7 +30,7 @@ fn counter(name: &str, label: &str, value: &str) -> String {
 }
 
 struct Scene {
-    fake: FakeGoogle,
+    h: Harness,
     admin: Admin,
     daemon: InProcess,
     am_port: u16,
@@ -75,11 +75,10 @@ async fn deploys_deletes_and_policy_edits_reach_metrics_and_alertmanager_within_
     p.services = vec![service("shop", REGION, "web"), backing_service("shop", REGION, "resize")];
     p.functions = vec![function("shop", REGION, "resize")];
     world.project("other").services = vec![service("other", REGION, "api")];
-    let fake = FakeGoogle::start(world).await;
+    let h = Harness::start(world).await;
 
-    let dir = tempfile::tempdir().unwrap();
     let am_port = free_port();
-    let _alertmanager = start_alertmanager(dir.path(), "am", am_port);
+    let _alertmanager = start_alertmanager(h.dir(), "am", am_port);
     eventually("Alertmanager ready", Duration::from_secs(30), async || {
         http_client()
             .get(format!("http://127.0.0.1:{am_port}/-/ready"))
@@ -91,19 +90,18 @@ async fn deploys_deletes_and_policy_edits_reach_metrics_and_alertmanager_within_
             .then_some(())
     })
     .await;
-    let config = TestConfig::gcp(dir.path(), &fake, &["shop"])
+    let config = h
+        .config(&["shop"])
         .set("gcp.endpoints.pubsub", emulator.base_url.as_str())
         .set("events.subscription", subscription.as_str())
-        .set("server.listen", "127.0.0.1:0")
-        .set("schedule.cron", "0 0 1 1 *")
         .set("alertmanager.urls", vec![toml::Value::from(format!("http://127.0.0.1:{am_port}"))])
-        .write_in(dir.path());
-    let daemon = InProcess::start(&config).await;
+        .in_process(true);
+    let daemon = h.daemon(&config).await;
     daemon.wait_for_cycles(1).await;
-    let mut scene = Scene { fake, admin, daemon, am_port, latencies: Vec::new() };
+    let mut scene = Scene { h, admin, daemon, am_port, latencies: Vec::new() };
 
     // 1. A deploy without Binary Authorization.
-    scene.fake.with(|w| {
+    scene.h.fake.estate(|w| {
         w.project("shop").services[0] = set(service("shop", REGION, "web"), "/binaryAuthorization", Value::Null)
     });
     let entry = audit_log::run_v1_service("ReplaceService", "shop", REGION, "web");
@@ -111,7 +109,7 @@ async fn deploys_deletes_and_policy_edits_reach_metrics_and_alertmanager_within_
     scene.alert("BinauthzWorkloadBinauthzDisabled", "web", true).await;
 
     // 2. A breakglass deploy.
-    scene.fake.with(|w| {
+    scene.h.fake.estate(|w| {
         w.project("shop").services[0] =
             set(service("shop", REGION, "web"), "/binaryAuthorization/breakglassJustification", json!("INC-42"))
     });
@@ -131,14 +129,14 @@ async fn deploys_deletes_and_policy_edits_reach_metrics_and_alertmanager_within_
     scene.alert("BinauthzWorkloadBreakglass", "web", true).await;
 
     // 3. The fix resolves both.
-    scene.fake.with(|w| w.project("shop").services[0] = service("shop", REGION, "web"));
+    scene.h.fake.estate(|w| w.project("shop").services[0] = service("shop", REGION, "web"));
     let entry = audit_log::run_v1_service("ReplaceService", "shop", REGION, "web");
     scene.announce("the fix", &[entry], &compliant("shop", "service", "web"), Some(1.0)).await;
     scene.alert("BinauthzWorkloadBreakglass", "web", false).await;
     scene.alert("BinauthzWorkloadBinauthzDisabled", "web", false).await;
 
     // 4. A new job, deployed without Binary Authorization.
-    scene.fake.with(|w| {
+    scene.h.fake.estate(|w| {
         w.project("shop").jobs.push(set(job("shop", REGION, "nightly"), "/binaryAuthorization", Value::Null))
     });
     let entry = audit_log::run_v1_job("CreateJob", "shop", REGION, "nightly");
@@ -147,7 +145,7 @@ async fn deploys_deletes_and_policy_edits_reach_metrics_and_alertmanager_within_
 
     // 5. A function redeployed without its policy (the function and its Run service both
     //    lose it); the operation logs a first and a last entry.
-    scene.fake.with(|w| {
+    scene.h.fake.estate(|w| {
         let p = w.project("shop");
         p.functions[0] =
             set(function("shop", REGION, "resize"), "/serviceConfig/binaryAuthorizationPolicy", Value::Null);
@@ -161,7 +159,7 @@ async fn deploys_deletes_and_policy_edits_reach_metrics_and_alertmanager_within_
     scene.alert("BinauthzWorkloadBinauthzDisabled", "resize", true).await;
 
     // 6. A policy edit that drops the functions' allowlist entry.
-    scene.fake.with(|w| {
+    scene.h.fake.estate(|w| {
         let p = w.project("shop");
         p.functions[0] = function("shop", REGION, "resize");
         p.services[1] = backing_service("shop", REGION, "resize");
@@ -177,7 +175,7 @@ async fn deploys_deletes_and_policy_edits_reach_metrics_and_alertmanager_within_
     scene.alert("BinauthzWorkloadAllowlistMissing", "resize", true).await;
 
     // 7. A delete takes the job's series and alert away.
-    scene.fake.with(|w| w.project("shop").jobs.clear());
+    scene.h.fake.estate(|w| w.project("shop").jobs.clear());
     let entry = audit_log::run_v1_job("DeleteJob", "shop", REGION, "nightly");
     scene.announce("delete", &[entry], &compliant("shop", "job", "nightly"), None).await;
     scene.alert("BinauthzWorkloadBinauthzDisabled", "nightly", false).await;

@@ -7,14 +7,13 @@
 mod support;
 
 use serde_json::json;
-use support::config::TestConfig;
 use support::discovery::{Discovery, check_traffic};
-use support::fake_google::{FakeGoogle, World};
+use support::fake_google::world::{Behaviour, Node, World};
+use support::harness::Harness;
 use support::resources::*;
-use support::run::{audit_json, gcp_config};
 
 fn rich_world() -> World {
-    let mut world = World { page_size: 1, ..World::default() };
+    let mut world = World::behaving(Behaviour { page_size: 1, ..Behaviour::default() });
     let id = "schema-prod";
     let p = world.project(id);
     p.policy = Some(policy_exempting_functions(id, "us-central1"));
@@ -35,18 +34,16 @@ fn rich_world() -> World {
             json!(format!("projects/{id}/locations/europe-west1/repositories/fns")),
         ),
     ];
-    world.search = vec![(id.into(), "ACTIVE".into(), "folders/1".into())];
-    world.folders = vec![("folders/1".into(), "ACTIVE".into(), "organizations/1".into())];
+    world.estate.hierarchy.projects = vec![Node::active(id, "folders/1")];
+    world.estate.hierarchy.folders = vec![Node::active("folders/1", "organizations/1")];
     world
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_is_a_discovery_method_and_every_response_fits_its_schema() {
-    let fake = FakeGoogle::start(rich_world()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config =
-        gcp_config(dir.path(), &fake, &[], "project_query = \"parent:folders/1\"\nfolders = [\"organizations/1\"]", "");
-    let base = TestConfig::load(&config);
+    let h = Harness::start(rich_world()).await;
+    let base =
+        h.config(&[]).set("scope.project_query", "parent:folders/1").set("scope.folders", vec!["organizations/1"]);
     // The same estate through the Run v1 global endpoint (default), Run v2 per region, and
     // the Asset Inventory feed: every request any of them makes is checked.
     let variants = [
@@ -59,13 +56,12 @@ async fn every_request_is_a_discovery_method_and_every_response_fits_its_schema(
             .remove("scope.folders"),
     ];
     for (i, variant) in variants.iter().enumerate() {
-        let path = variant.write(&dir.path().join(format!("variant{i}.toml")));
-        let (code, report, stderr) = audit_json(&path).await;
+        let (code, report, stderr) = h.audit(variant).await;
         assert_eq!(report["complete"], true, "variant {i}: {stderr}\n{report:#}");
         assert_eq!(code, 1, "variant {i}");
     }
 
-    let (problems, methods_seen) = check_traffic(&fake).await;
+    let (problems, methods_seen) = check_traffic(&h.fake).await;
     assert!(problems.is_empty(), "{problems:#?}");
     let expected = [
         "binaryauthorization.v1:projects.getPolicy",

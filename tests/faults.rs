@@ -8,10 +8,11 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::config::TestConfig;
-use support::fake_google::{FakeGoogle, Fault, World, closing_server};
+use support::fake_google::closing_server;
+use support::fake_google::world::{Api, Behaviour, Fault, World};
+use support::harness::Harness;
 use support::resources::*;
-use support::run::{audit_json, free_port, gcp_config};
+use support::run::{free_port, sample, series};
 
 const REGION: &str = "us-central1";
 
@@ -37,8 +38,7 @@ struct Case {
     name: &'static str,
     faults: Vec<Fault>,
     tweak: fn(&mut World),
-    /// Replacements in the generated config (e.g. a shorter timeout).
-    /// Config keys set for this case (dotted path, value).
+    /// Config keys set for this case (dotted path, value), e.g. a shorter timeout.
     config: &'static [(&'static str, &'static str)],
     /// `None`: the victim's audit must be complete.
     victim_error: Option<&'static str>,
@@ -160,7 +160,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "SERVICE_DISABLED for the Functions API in one project",
             faults: vec![],
-            tweak: |w| w.project("victim").disabled = vec!["functions"],
+            tweak: |w| w.project("victim").disabled = vec![Api::Functions],
             config: &[],
             victim_error: None,
         },
@@ -192,20 +192,18 @@ async fn every_fault_leaves_the_other_project_right_and_never_invents_compliance
         let mut world = World::default();
         seed(&mut world, "victim");
         seed(&mut world, "bystander");
-        world.faults = case.faults;
+        world.behaviour.faults = case.faults;
         (case.tweak)(&mut world);
-        let fake = FakeGoogle::start(world).await;
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = TestConfig::gcp(dir.path(), &fake, &["bystander", "victim"]);
+        let h = Harness::start(world).await;
+        let mut config = h.config(&["bystander", "victim"]);
         for (key, value) in case.config {
             config = match value.parse::<i64>() {
                 Ok(n) => config.set(key, n),
                 Err(_) => config.set(key, *value),
             };
         }
-        let config = config.write_in(dir.path());
 
-        let (code, report, stderr) = audit_json(&config).await;
+        let (code, report, stderr) = h.audit(&config).await;
 
         let mut problems = Vec::new();
         let expected_code = if case.victim_error.is_some() { 2 } else { 1 };
@@ -240,28 +238,23 @@ async fn every_fault_leaves_the_other_project_right_and_never_invents_compliance
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-fn token_config(dir: &std::path::Path, fake: &FakeGoogle, token_uri: Option<&str>) -> std::path::PathBuf {
-    let config = gcp_config(dir, fake, &["bystander", "victim"], "", "");
+/// Every project fails, naming the token endpoint's failure (`cause`), and nothing is reported.
+async fn assert_token_failure(world: World, token_uri: Option<&str>, cause: &str) {
+    let h = Harness::start(world).await;
+    let config = h.config(&["bystander", "victim"]);
     if let Some(uri) = token_uri {
-        let key_path = dir.join("key.json");
+        let key_path = h.path("key.json");
         let mut key: Value = serde_json::from_str(&std::fs::read_to_string(&key_path).unwrap()).unwrap();
         key["token_uri"] = json!(uri);
         std::fs::write(&key_path, key.to_string()).unwrap();
     }
-    config
-}
-
-async fn assert_token_failure(world: World, token_uri: Option<&str>, needle: &str) {
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = token_config(dir.path(), &fake, token_uri);
-    let (code, report, stderr) = audit_json(&config).await;
+    let (code, report, stderr) = h.audit(&config).await;
     assert_eq!(code, 2, "{stderr}");
     assert_eq!(report["resources"], json!([]), "nothing unseen is reported");
     for p in report["projects"].as_array().unwrap() {
         assert_eq!(p["ok"], false);
         let error = p["error"].as_str().unwrap();
-        assert!(error.contains("cannot get a Google access token") && error.contains(needle), "{error}");
+        assert!(error.contains("cannot get a Google access token") && error.contains(cause), "{cause:?} in {error}");
     }
 }
 
@@ -270,39 +263,41 @@ async fn token_endpoint_faults_fail_the_audit_cleanly() {
     let mut world = World::default();
     seed(&mut world, "victim");
     seed(&mut world, "bystander");
-    world.faults = vec![Fault::status("/token", 500, json!({"error": "backend_error"}))];
-    assert_token_failure(world, None, "").await;
+    world.behaviour.faults = vec![Fault::status("/token", 500, json!({"error": "backend_error"}))];
+    assert_token_failure(world, None, "/token: HTTP 500: backend_error").await;
 
     let mut world = World::default();
     seed(&mut world, "victim");
-    world.faults = vec![Fault::raw("/token", 200, "<html>captive portal</html>")];
-    assert_token_failure(world, None, "").await;
+    world.behaviour.faults = vec![Fault::raw("/token", 200, "<html>captive portal</html>")];
+    assert_token_failure(world, None, "/token: unreadable response").await;
 
     let mut world = World::default();
     seed(&mut world, "victim");
-    assert_token_failure(world, Some(&format!("http://127.0.0.1:{}/token", free_port())), "").await;
+    let refused = format!("http://127.0.0.1:{}/token", free_port());
+    assert_token_failure(world, Some(&refused), "Connection refused").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_that_expire_mid_cycle_are_renewed() {
-    let mut world = World { latency: Duration::from_millis(400), ..World::default() };
-    seed(&mut world, "victim");
-    seed(&mut world, "bystander");
     // gcp_auth renews 20 s before expiry: a 21 s token is renewed after about a second, and
     // the fake refuses it after 1.5 s, as if it had expired.
-    world.token_expires_in = Some(21);
-    world.token_valid_for = Some(Duration::from_millis(1500));
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
+    let mut world = World::behaving(Behaviour {
+        latency: Duration::from_millis(400),
+        token_expires_in: Some(21),
+        token_valid_for: Some(Duration::from_millis(1500)),
+        ..Behaviour::default()
+    });
+    seed(&mut world, "victim");
+    seed(&mut world, "bystander");
+    let h = Harness::start(world).await;
     // One request at a time, so later requests queue long past the first token's life.
-    let config =
-        TestConfig::gcp(dir.path(), &fake, &["bystander", "victim"]).set("gcp.concurrency", 1).write_in(dir.path());
+    let config = h.config(&["bystander", "victim"]).set("gcp.concurrency", 1);
 
-    let (code, report, stderr) = audit_json(&config).await;
+    let (code, report, stderr) = h.audit(&config).await;
 
     assert_eq!(code, 1, "{stderr}\n{report:#}");
     assert_eq!(report["complete"], true);
-    assert!(fake.with(|w| w.issued_tokens.len()) >= 2, "the token was renewed");
+    assert!(h.fake.seen(|s| s.tokens.len()) >= 2, "the token was renewed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,24 +305,29 @@ async fn connections_that_close_or_are_refused_are_transport_errors() {
     let (closing, _server) = closing_server().await;
     let refused = format!("http://127.0.0.1:{}", free_port());
     // The cause is named: the connection itself failed (not an HTTP status, not a body).
-    for (endpoint, needle) in
+    for (endpoint, cause) in
         [(closing.as_str(), "connection closed before message completed"), (refused.as_str(), "Connection refused")]
     {
         let mut world = World::default();
         seed(&mut world, "victim");
-        let fake = FakeGoogle::start(world).await;
-        let dir = tempfile::tempdir().unwrap();
-        let config = TestConfig::gcp(dir.path(), &fake, &["victim"])
-            .set("gcp.endpoints.functions", endpoint)
-            .write_in(dir.path());
+        let h = Harness::start(world).await;
+        let config = h.config(&["victim"]).set("gcp.endpoints.functions", endpoint);
 
-        let (code, report, stderr) = audit_json(&config).await;
+        let (code, report, stderr) = h.audit(&config).await;
 
         assert_eq!(code, 2, "{stderr}");
         let victim = &report["projects"][0];
         let error = victim["error"].as_str().unwrap();
         assert!(error.starts_with("GET ") && error.contains("/functions: error sending request"), "{error}");
-        assert!(error.contains(needle) && !error.contains("HTTP "), "{error}");
+        assert!(error.contains(cause) && !error.contains("HTTP "), "{error}");
         assert_eq!(find(&report, "resources", "victim", Some("bad")).unwrap()["compliant"], false);
+
+        // The class, as the daemon counts it: a transport error, retried like one (the first
+        // attempt and max_retries = 3 more).
+        let daemon = h.daemon(&config.in_process(true)).await;
+        let metrics = daemon.wait_for_cycles(1).await;
+        let transport = series("binauthz_api_requests_total", &[("api", "functions"), ("code", "transport")]);
+        assert_eq!(sample(&metrics, &transport), Some(4.0), "{cause}: {metrics}");
+        daemon.shutdown().await.unwrap();
     }
 }

@@ -5,11 +5,12 @@
 mod support;
 
 use serde_json::{Value, json};
+use support::config::TestConfig;
 use support::discovery::check_traffic;
-use support::fake_google::{FakeGoogle, World};
+use support::fake_google::world::World;
 use support::gcloud::Gcloud;
+use support::harness::Harness;
 use support::resources::*;
-use support::run::{audit_json, gcp_config};
 
 const REGION: &str = "us-central1";
 
@@ -59,17 +60,16 @@ async fn a_snapshot_of_real_gcloud_output_audits_exactly_like_the_live_apis() {
     estate(&mut world, "alpha-prod");
     estate(&mut world, "beta-prod");
     world.project("beta-prod").policy = None; // never set: Google's allow-all default
-    let fake = FakeGoogle::start(world).await;
+    let h = Harness::start(world).await;
     let Some(gcloud) =
-        Gcloud::against(&fake, "a_snapshot_of_real_gcloud_output_audits_exactly_like_the_live_apis").await
+        Gcloud::against(&h.fake, "a_snapshot_of_real_gcloud_output_audits_exactly_like_the_live_apis").await
     else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (code, live, stderr) = audit_json(&gcp_config(dir.path(), &fake, &["alpha-prod", "beta-prod"], "", "")).await;
+    let (code, live, stderr) = h.audit(&h.config(&["alpha-prod", "beta-prod"])).await;
     assert_eq!(code, 1, "{stderr}");
 
-    let snapshot = dir.path().join("snapshot");
+    let snapshot = h.path("snapshot");
     for project in ["alpha-prod", "beta-prod"] {
         let folder = snapshot.join(project);
         std::fs::create_dir_all(&folder).unwrap();
@@ -95,9 +95,7 @@ async fn a_snapshot_of_real_gcloud_output_audits_exactly_like_the_live_apis() {
     );
     assert!(std::fs::read_to_string(snapshot.join("alpha-prod/policy.yaml")).unwrap().contains("evaluationMode:"));
 
-    let config = dir.path().join("snapshot.toml");
-    std::fs::write(&config, format!("[source]\nkind = \"snapshot\"\npath = {snapshot:?}\n")).unwrap();
-    let (code, from_gcloud, stderr) = audit_json(&config).await;
+    let (code, from_gcloud, stderr) = h.audit(&TestConfig::snapshot(&snapshot)).await;
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(resources(&from_gcloud), resources(&live));
     for (a, b) in live["projects"].as_array().unwrap().iter().zip(from_gcloud["projects"].as_array().unwrap()) {
@@ -107,7 +105,7 @@ async fn a_snapshot_of_real_gcloud_output_audits_exactly_like_the_live_apis() {
     }
     let legacy = resources(&live).into_iter().find(|r| r["name"] == "legacy").unwrap();
     assert_eq!(legacy["violations"], json!(["gen1_function"]));
-    let (problems, seen) = check_traffic(&fake).await;
+    let (problems, seen) = check_traffic(&h.fake).await;
     assert!(problems.is_empty(), "{problems:#?}");
     assert!(seen.contains("cloudfunctions.v1.sdk:projects.locations.functions.list"), "{seen:#?}");
 }
@@ -138,12 +136,11 @@ async fn every_printed_fix_works_when_pasted_through_real_gcloud() {
         "/binaryAuthorization",
         json!({"policy": "projects/sec/platforms/cloudRun/policies/legacy"}),
     ));
-    let fake = FakeGoogle::start(world).await;
-    let Some(mut gcloud) = Gcloud::against(&fake, TEST).await else { return };
-    let worker_pools = gcloud.start_grpc(&fake, TEST).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(dir.path(), &fake, &[id], "", "");
-    let (_, before, stderr) = audit_json(&config).await;
+    let h = Harness::start(world).await;
+    let Some(mut gcloud) = Gcloud::against(&h.fake, TEST).await else { return };
+    let worker_pools = gcloud.start_grpc(&h.fake, TEST).await;
+    let config = h.config(&[id]);
+    let (_, before, stderr) = h.audit(&config).await;
     let fixable: Vec<Value> = resources(&before)
         .into_iter()
         .filter(|r| r["remediation"].is_string())
@@ -162,7 +159,7 @@ async fn every_printed_fix_works_when_pasted_through_real_gcloud() {
     }
     assert!(failures.is_empty(), "fixes that fail when pasted:\n{}", failures.join("\n\n"));
 
-    let (_, after, _) = audit_json(&config).await;
+    let (_, after, _) = h.audit(&config).await;
     for fixed in &fixable {
         let now = resources(&after)
             .into_iter()
@@ -173,7 +170,7 @@ async fn every_printed_fix_works_when_pasted_through_real_gcloud() {
     // What has no safe command is left as it was, and says why.
     let source = resources(&after).into_iter().find(|r| r["name"] == "from-source").unwrap();
     assert_eq!(source["violations"], json!(["exempt_image"]));
-    let policy = fake.with(|w| w.projects[id].policy.clone().unwrap());
+    let policy = h.fake.estate(|e| e.projects[id].policy.clone().unwrap());
     let patterns: Vec<&str> = policy["admissionWhitelistPatterns"]
         .as_array()
         .unwrap()
@@ -183,7 +180,8 @@ async fn every_printed_fix_works_when_pasted_through_real_gcloud() {
     let added = format!("europe-west1-docker.pkg.dev/{id}/gcf-artifacts/**");
     assert_eq!(patterns.iter().filter(|p| **p == added).count(), 1, "added exactly once: {patterns:?}");
     assert!(!patterns.iter().any(|p| p.ends_with("/apps/exempt*")), "the unneeded exemption was removed");
-    let legacy = fake
-        .with(|w| w.projects[id].functions.iter().find(|f| f["name"].as_str().unwrap().ends_with("/legacy")).cloned());
+    let legacy = h.fake.estate(|e| {
+        e.projects[id].functions.iter().find(|f| f["name"].as_str().unwrap().ends_with("/legacy")).cloned()
+    });
     assert_eq!(legacy.unwrap()["environment"], "GEN_2", "the 1st gen function was upgraded");
 }

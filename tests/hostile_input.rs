@@ -157,10 +157,10 @@ proptest! {
 /// Names no real API would send, but a hostile or buggy one might.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn awkward_names_are_escaped_in_the_exposition_format() {
-    use support::daemon::InProcess;
-    use support::fake_google::{FakeGoogle, World};
+    use support::fake_google::world::World;
+    use support::harness::Harness;
     use support::resources::{enforcing_policy, service, set};
-    use support::run::{gcp_config, promtool_check_metrics};
+    use support::run::promtool_check_metrics;
 
     let awkward = ["quote\"d", "back\\slash", "new\nline", "ünïcödé-✓", "{braces}=,"];
     let mut world = World::default();
@@ -180,16 +180,8 @@ async fn awkward_names_are_escaped_in_the_exposition_format() {
             )
         })
         .collect();
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = gcp_config(
-        dir.path(),
-        &fake,
-        &["p"],
-        "",
-        "[schedule]\ncron = \"0 0 1 1 *\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
-    );
-    let daemon = InProcess::start(&config).await;
+    let h = Harness::start(world).await;
+    let daemon = h.daemon(&h.config(&["p"]).in_process(true)).await;
     let metrics = daemon.wait_for_cycles(1).await;
 
     promtool_check_metrics(&metrics);

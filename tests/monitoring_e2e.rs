@@ -10,10 +10,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::fake_google::{FakeGoogle, Fault, World};
+use support::fake_google::world::{Api, Fault, World};
+use support::harness::Harness;
 use support::monitoring::{Proc, active_alerts, eventually, get_json, has_alert, spawn, start_alertmanager};
 use support::resources::*;
-use support::run::{Daemon, free_port, gcp_config, http_client};
+use support::run::{Daemon, free_port, http_client};
 
 const REGION: &str = "us-central1";
 
@@ -79,12 +80,12 @@ fn seed(world: &mut World) {
         json!("DRYRUN_AUDIT_LOG_ONLY"),
     ));
     lab.services = vec![service("lab-dev", REGION, "notebook")];
-    lab.disabled = vec!["functions"];
+    lab.disabled = vec![Api::Functions];
 
     world.project("plain").services = vec![service("plain", REGION, "site")];
 
     world.project("broken").services = vec![service("broken", REGION, "orphan")];
-    world.faults.push(Fault::status(
+    world.behaviour.faults.push(Fault::status(
         "/v1/projects/broken/policy",
         500,
         json!({"error": {"code": 500, "message": "internal", "status": "INTERNAL"}}),
@@ -95,8 +96,7 @@ fn seed(world: &mut World) {
 async fn prometheus_and_alertmanager_receive_what_on_call_needs_and_every_panel_has_data() {
     let mut world = World::default();
     seed(&mut world);
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(world).await;
     let (auditor_port, prometheus_port, am_rules_port, am_push_port) =
         (free_port(), free_port(), free_port(), free_port());
     let extra = format!(
@@ -105,10 +105,10 @@ async fn prometheus_and_alertmanager_receive_what_on_call_needs_and_every_panel_
          [[suppressions]]\nproject = \"shop-*\"\nname = \"accepted\"\nviolation = \"breakglass\"\nreason = \"INC-8, signed off\"\nexpires = \"2099-01-01\"\n\n\
          [[suppressions]]\nname = \"etl\"\nreason = \"long gone\"\nexpires = \"2020-01-01\"\n"
     );
-    let config = gcp_config(dir.path(), &fake, &["broken", "lab-dev", "plain", "shop-prod"], "", &extra);
-    let _am_rules = start_alertmanager(dir.path(), "am-rules", am_rules_port);
-    let _am_push = start_alertmanager(dir.path(), "am-push", am_push_port);
-    let _prometheus = start_prometheus(dir.path(), prometheus_port, auditor_port, am_rules_port);
+    let config = h.write(&h.config(&["broken", "lab-dev", "plain", "shop-prod"]).merge(&extra), "config.toml");
+    let _am_rules = start_alertmanager(h.dir(), "am-rules", am_rules_port);
+    let _am_push = start_alertmanager(h.dir(), "am-push", am_push_port);
+    let _prometheus = start_prometheus(h.dir(), prometheus_port, auditor_port, am_rules_port);
     let daemon = Daemon::start(&config).await;
     let metrics = daemon.wait_for_cycles(1).await;
     assert!(metrics.contains("name=\"accepted\",reason=\"breakglass\",suppressed=\"true\""), "{metrics}");
@@ -177,7 +177,7 @@ async fn prometheus_and_alertmanager_receive_what_on_call_needs_and_every_panel_
     }
 
     // Fixing the workload resolves its pushed alert.
-    fake.with(|w| w.project("shop-prod").services[1] = service("shop-prod", REGION, "open"));
+    h.fake.estate(|e| e.project("shop-prod").services[1] = service("shop-prod", REGION, "open"));
     eventually("the pushed alert to resolve", Duration::from_secs(30), async || {
         let alerts = active_alerts(am_push_port).await?;
         (!has_alert(&alerts, "BinauthzWorkloadBinauthzDisabled", "name", "open")
@@ -246,14 +246,13 @@ fn panel_queries(dashboard: &Value) -> Vec<(String, String)> {
 async fn a_dead_alertmanager_neither_blocks_nor_slows_the_audit() {
     let mut world = World::default();
     world.project("p").services = vec![set(service("p", REGION, "open"), "/binaryAuthorization", Value::Null)];
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(world).await;
     let port = free_port();
     let dead = free_port();
     let extra = format!(
         "[schedule]\ncron = \"* * * * * *\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n[alertmanager]\nurls = [\"http://127.0.0.1:{dead}\"]\ntimeout = \"30s\"\n"
     );
-    let config = gcp_config(dir.path(), &fake, &["p"], "", &extra);
+    let config = h.write(&h.config(&["p"]).merge(&extra), "config.toml");
     let daemon = Daemon::start(&config).await;
     let started = Instant::now();
     let metrics = daemon.wait_for_cycles(3).await;

@@ -7,8 +7,9 @@ mod support;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use support::fake_google::{FakeGoogle, World};
-use support::run::{audit_json, gcp_config};
+use support::config::TestConfig;
+use support::fake_google::world::World;
+use support::harness::Harness;
 
 const PROJECT: &str = "cloud-custodian";
 
@@ -56,18 +57,17 @@ async fn recorded_responses_give_the_same_right_verdicts_live_and_from_gcloud_ou
     let mut world = World::default();
     let policy: Value = serde_yaml_ng::from_str(&default_policy_export()).unwrap();
     world.project(PROJECT).policy = Some(policy);
-    world.recorded.insert(format!("/v1/projects/{PROJECT}/locations/-/services"), services.clone());
-    world.recorded.insert(format!("/apis/run.googleapis.com/v1/namespaces/{PROJECT}/jobs"), jobs.clone());
+    world.estate.recorded.insert(format!("/v1/projects/{PROJECT}/locations/-/services"), services.clone());
+    world.estate.recorded.insert(format!("/apis/run.googleapis.com/v1/namespaces/{PROJECT}/jobs"), jobs.clone());
     world.project(PROJECT).functions = gen1_items.iter().map(as_v2_gen1).collect();
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (live_code, live, stderr) = audit_json(&gcp_config(dir.path(), &fake, &[PROJECT], "", "")).await;
+    let h = Harness::start(world).await;
+    let (live_code, live, stderr) = h.audit(&h.config(&[PROJECT])).await;
     assert_eq!(live_code, 1, "{stderr}\n{live:#}");
 
     // The same estate as files: what `gcloud run services list --format=json` and friends
     // print (bare arrays; functions as v2 items followed by 1st gen v1 items) and the YAML
     // `gcloud container binauthz policy export` prints.
-    let snapshot = dir.path().join("snapshot");
+    let snapshot = h.path("snapshot");
     let project_dir = snapshot.join(PROJECT);
     std::fs::create_dir_all(&project_dir).unwrap();
     std::fs::write(project_dir.join("services.json"), services["items"].to_string()).unwrap();
@@ -75,9 +75,7 @@ async fn recorded_responses_give_the_same_right_verdicts_live_and_from_gcloud_ou
     std::fs::write(project_dir.join("worker_pools.json"), "[]").unwrap();
     std::fs::write(project_dir.join("functions.json"), Value::Array(gen1_items).to_string()).unwrap();
     std::fs::write(project_dir.join("policy.yaml"), default_policy_export()).unwrap();
-    let config = dir.path().join("snapshot.toml");
-    std::fs::write(&config, format!("[source]\nkind = \"snapshot\"\npath = {snapshot:?}\n")).unwrap();
-    let (code, from_files, stderr) = audit_json(&config).await;
+    let (code, from_files, stderr) = h.audit(&TestConfig::snapshot(&snapshot)).await;
     assert_eq!(code, 1, "{stderr}\n{from_files:#}");
     // The v2 view of a 1st gen function says less about its source than the v1 view, so the
     // notes explaining why its source cannot be reused differ; everything else agrees.

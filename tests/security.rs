@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::config::TestConfig;
-use support::fake_google::{FakeGoogle, World};
+use support::fake_google::world::World;
+use support::harness::Harness;
 use support::pki::{Pki, https_client, make_pki, snapshot_config};
 use support::resources::{enforcing_policy, service, set};
-use support::run::{Daemon, free_port, gcp_config, run_cli, sample};
+use support::run::{Daemon, free_port, run_cli, sample};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -152,15 +153,14 @@ async fn more_idle_connections_than_descriptors_leave_scrapes_and_the_audit_work
     let p = world.project("p");
     p.policy = Some(enforcing_policy("p", &[]));
     p.services = (0..20).map(|i| service("p", "us-central1", &format!("svc-{i}"))).collect();
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(world).await;
     let port = free_port();
     // Idle connections are not timed out here: only the cap and its evictions protect scrapes.
     let extra = format!(
         "[schedule]\ncron = \"*/2 * * * * *\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\nheader_read_timeout = \"60s\"\nidle_timeout = \"60s\"\n"
     );
-    let config = gcp_config(dir.path(), &fake, &["p"], "", &extra);
-    let log = dir.path().join("daemon.log");
+    let config = h.write(&h.config(&["p"]).merge(&extra), "config.toml");
+    let log = h.path("daemon.log");
     let daemon = Daemon::start_under(&config, &["prlimit", "--nofile=256:256", "--"], Some(&log)).await;
     let cycles = |metrics: &str| sample(metrics, "binauthz_audit_cycles_total{result=\"success\"}").unwrap_or(0.0);
     let before = cycles(&daemon.wait_for_cycles(1).await);
@@ -729,11 +729,10 @@ async fn attack_run() {
         let p = world.project("p");
         p.policy = Some(enforcing_policy("p", &[]));
         p.services = (0..20).map(|i| service("p", "us-central1", &format!("svc-{i}"))).collect();
-        let fake = FakeGoogle::start(world).await;
-        let dir = tempfile::tempdir().unwrap();
+        let h = Harness::start(world).await;
         let port = free_port();
         let extra = format!("[schedule]\ncron = \"*/5 * * * * *\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n");
-        let config = gcp_config(dir.path(), &fake, &["p"], "", &extra);
+        let config = h.write(&h.config(&["p"]).merge(&extra), "config.toml");
         let daemon = Daemon::start_under(&config, &["prlimit", "--nofile=1024:1024", "--"], None).await;
         let cycles = |m: &str| sample(m, "binauthz_audit_cycles_total{result=\"success\"}").unwrap_or(0.0);
         let before = cycles(&daemon.wait_for_cycles(1).await);

@@ -12,15 +12,12 @@ use super::fake_google::FakeGoogle;
 pub struct TestConfig(Table);
 
 impl TestConfig {
-    /// The live Google source with every endpoint on `fake`, a key file whose token endpoint is
-    /// the fake, and short timeouts and retries.
-    pub fn gcp(dir: &Path, fake: &FakeGoogle, projects: &[&str]) -> TestConfig {
-        let key = fake.write_key_file(dir);
+    /// The live Google source auditing `projects`, every API endpoint on `fake`, short timeouts
+    /// and retries, and no credentials of its own (Application Default Credentials decide).
+    pub fn on(fake: &FakeGoogle, projects: &[&str]) -> TestConfig {
         let url = fake.base_url.as_str();
-        let mut config = TestConfig(Table::new());
-        config = config
+        let mut config = TestConfig(Table::new())
             .set("scope.projects", projects.iter().map(|p| Value::from(*p)).collect::<Vec<_>>())
-            .set("gcp.credentials_file", key.display().to_string())
             .set("gcp.request_timeout", "2s")
             .set("gcp.retry_min_delay", "10ms")
             .set("gcp.retry_max_delay", "50ms")
@@ -31,9 +28,23 @@ impl TestConfig {
         config
     }
 
+    /// `on`, with a service-account key (written in `dir`) whose token endpoint is the fake.
+    pub fn gcp(dir: &Path, fake: &FakeGoogle, projects: &[&str]) -> TestConfig {
+        TestConfig::on(fake, projects).set("gcp.credentials_file", fake.write_key_file(dir).display().to_string())
+    }
+
     /// A snapshot source reading `path` (a folder or an asset export).
     pub fn snapshot(path: &Path) -> TestConfig {
         TestConfig(Table::new()).set("source.kind", "snapshot").set("source.path", path.display().to_string())
+    }
+
+    /// The daemon's part for running it in-process: a port the system chooses, and a schedule
+    /// that never fires during a test (the test sends its own ticks); an audit at start if
+    /// `run_on_start`.
+    pub fn in_process(self, run_on_start: bool) -> TestConfig {
+        self.set("schedule.cron", "0 0 1 1 *")
+            .set("schedule.run_on_start", run_on_start)
+            .set("server.listen", "127.0.0.1:0")
     }
 
     /// The file at `path`, to edit.

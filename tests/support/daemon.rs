@@ -3,34 +3,39 @@
 //! subprocess, no port race).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use binauthz_auditor::clock::SystemClock;
 use binauthz_auditor::daemon::{Daemon, Event};
 use binauthz_auditor::error::AppError;
 use futures_util::stream;
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::run::{cycles, http_client};
+use super::run::Endpoint;
 
 pub struct InProcess {
-    pub url: String,
+    endpoint: Endpoint,
     events: mpsc::Sender<Event>,
     task: JoinHandle<Result<(), AppError>>,
-    http: reqwest::Client,
+}
+
+/// The daemon is scraped like any endpoint.
+impl std::ops::Deref for InProcess {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
 }
 
 impl InProcess {
     /// Starts the daemon on `config` (which should listen on `127.0.0.1:0`).
     pub async fn start(config: &Path) -> InProcess {
         let daemon = Daemon::start(config, SystemClock).await.unwrap_or_else(|e| panic!("the daemon starts: {e}"));
-        let url = daemon.url("");
+        let endpoint = Endpoint::new(daemon.url(""));
         let (events, rx) = mpsc::channel(16);
         let stream = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
         let task = tokio::spawn(daemon.serve(stream));
-        InProcess { url, events, task, http: http_client() }
+        InProcess { endpoint, events, task }
     }
 
     pub async fn send(&self, event: Event) {
@@ -47,30 +52,5 @@ impl InProcess {
     pub async fn shutdown(self) -> Result<(), AppError> {
         self.send(Event::Shutdown).await;
         self.task.await.expect("the daemon did not panic")
-    }
-
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.url)).timeout(Duration::from_secs(10)).send().await.unwrap()
-    }
-
-    pub async fn metrics(&self) -> String {
-        self.get("/metrics").await.text().await.unwrap()
-    }
-
-    pub async fn report(&self) -> Value {
-        self.get("/report").await.json().await.unwrap()
-    }
-
-    /// Waits until the daemon has counted `n` finished cycles; returns that scrape.
-    pub async fn wait_for_cycles(&self, n: u64) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let metrics = self.metrics().await;
-            if cycles(&metrics) >= n {
-                return metrics;
-            }
-            assert!(Instant::now() < deadline, "fewer than {n} cycles after 30s:\n{metrics}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 }

@@ -162,7 +162,7 @@ pub async fn check_traffic(fake: &super::fake_google::FakeGoogle) -> (Vec<String
             );
         }
     }
-    for exchange in fake.with(|w| w.exchanges.clone()) {
+    for exchange in fake.seen(|s| s.exchanges.clone()) {
         let Some(method) = discovery.method_for(&exchange.method, &exchange.path) else { continue };
         let bodies = [(method.request, &exchange.request, "request"), (method.response, &exchange.response, "answer")];
         for (schema, body, which) in bodies {

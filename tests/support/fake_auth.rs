@@ -5,6 +5,8 @@
 //! chain must hold Token Creator), a URL subject-token source, the GCE metadata server and AWS's
 //! IMDSv2. Every token request is recorded for assertions.
 
+// Handlers short-circuit with the `Response` Google would send (`Answer`); its size does not
+// matter in a test fake.
 #![allow(clippy::result_large_err)]
 
 use std::collections::BTreeMap;
@@ -18,7 +20,11 @@ use base64::Engine;
 use ring::{digest, hmac};
 use serde_json::{Value, json};
 
-use super::fake_google::{Shared, World, google_error};
+use super::fake_google::Shared;
+use super::fake_google::shapes::{Answer, google_error, json};
+use super::fake_google::world::World;
+
+const TEST_PUBLIC_KEY_DER: &[u8] = include_bytes!("../fixtures/test-only-service-account-key.pub.der");
 
 pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 pub const IAM: &str = "https://www.googleapis.com/auth/iam";
@@ -46,10 +52,10 @@ pub struct FakeAws {
     pub imdsv2: bool,
 }
 
+/// Who is who to the credential endpoints: people, service accounts and who may impersonate
+/// whom, federated subjects, the metadata servers.
 #[derive(Debug, Default)]
-pub struct AuthWorld {
-    /// Which identity each issued token belongs to.
-    pub identities: BTreeMap<String, String>,
+pub struct Credentials {
     pub users: Vec<FakeUser>,
     /// (caller, target): the caller holds roles/iam.serviceAccountTokenCreator on the target.
     pub token_creators: Vec<(String, String)>,
@@ -64,13 +70,6 @@ pub struct AuthWorld {
     /// The metadata server's default service account; `None`: there is no metadata server.
     pub metadata_identity: Option<String>,
     pub aws: Option<FakeAws>,
-    /// Lifetime of impersonated tokens (else `World::token_expires_in`).
-    pub impersonated_expires_in: Option<u64>,
-    /// Refuse impersonated tokens older than this (401), whatever their expireTime said.
-    pub impersonated_valid_for: Option<std::time::Duration>,
-    /// Per-token limits set from the above.
-    pub valid_for: BTreeMap<String, std::time::Duration>,
-    pub token_requests: Vec<TokenRequest>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,12 +83,6 @@ pub struct TokenRequest {
     pub headers: BTreeMap<String, String>,
     /// The identity of the bearer token it carried, if any.
     pub caller: Option<String>,
-}
-
-impl AuthWorld {
-    pub fn requests(&self, endpoint: &str) -> Vec<TokenRequest> {
-        self.token_requests.iter().filter(|r| r.endpoint == endpoint).cloned().collect()
-    }
 }
 
 /// Paths the general bearer check leaves alone: they authenticate in their own way.
@@ -138,8 +131,8 @@ fn record(w: &mut World, endpoint: &'static str, path: &str, headers: &HeaderMap
         .iter()
         .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(|v| (h.to_string(), v.to_owned())))
         .collect();
-    let caller = bearer(headers).and_then(|t| w.auth.identities.get(&t).cloned());
-    w.auth.token_requests.push(TokenRequest {
+    let caller = bearer(headers).and_then(|t| w.seen.identity(&t));
+    w.seen.token_requests.push(TokenRequest {
         endpoint,
         path: path.to_owned(),
         form,
@@ -157,10 +150,14 @@ fn oauth_error(error: &str, description: &str) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(json!({"error": error, "error_description": description}))).into_response()
 }
 
+/// A new token for `identity`, and its lifetime in seconds as the behaviour says.
+fn issue(w: &mut World, identity: &str) -> (String, u64) {
+    (w.issue(identity, None), w.behaviour.token_expires_in.unwrap_or(3599))
+}
+
 fn token_body(w: &mut World, identity: &str) -> Response {
-    let token = w.issue(identity);
-    let expires_in = w.token_expires_in.unwrap_or(3599);
-    axum::Json(json!({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})).into_response()
+    let (token, expires_in) = issue(w, identity);
+    json(json!({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"}))
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
@@ -182,7 +179,7 @@ async fn oauth_token(State(world): State<Shared>, headers: HeaderMap, body: Stri
     match form.get("grant_type").map(String::as_str) {
         Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
             let Some(assertion) = form.get("assertion") else { return oauth_error("invalid_request", "no assertion") };
-            match super::fake_google::verify_assertion(assertion) {
+            match verify_assertion(assertion) {
                 Ok(issuer) => token_body(&mut w, &issuer),
                 Err(why) => {
                     eprintln!("fake token endpoint refused an assertion: {why}");
@@ -192,7 +189,8 @@ async fn oauth_token(State(world): State<Shared>, headers: HeaderMap, body: Stri
         }
         Some("refresh_token") => {
             let found = w
-                .auth
+                .estate
+                .credentials
                 .users
                 .iter()
                 .find(|u| {
@@ -223,13 +221,13 @@ async fn sts(State(world): State<Shared>, headers: HeaderMap, body: String) -> R
     {
         return oauth_error("invalid_request", "not a token exchange this STS accepts");
     }
-    if w.auth.audience.as_deref().is_some_and(|a| a != field("audience")) {
+    if w.estate.credentials.audience.as_deref().is_some_and(|a| a != field("audience")) {
         return oauth_error(
             "invalid_target",
             "The target service indicated by the \"audience\" parameters is invalid.",
         );
     }
-    if let Some((id, secret)) = &w.auth.sts_client {
+    if let Some((id, secret)) = &w.estate.credentials.sts_client {
         let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")));
         if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
             return oauth_error("invalid_client", "The client is not authorized.");
@@ -244,16 +242,14 @@ async fn sts(State(world): State<Shared>, headers: HeaderMap, body: String) -> R
             }
         }
     } else {
-        match w.auth.subjects.get(field("subject_token")) {
+        match w.estate.credentials.subjects.get(field("subject_token")) {
             Some(p) => p.clone(),
             None => return oauth_error("invalid_grant", "The subject token is invalid."),
         }
     };
-    let token = w.issue(&principal);
-    let expires_in = w.token_expires_in.unwrap_or(3599);
-    axum::Json(json!({"access_token": token, "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
-                      "token_type": "Bearer", "expires_in": expires_in}))
-    .into_response()
+    let (token, expires_in) = issue(&mut w, &principal);
+    json(json!({"access_token": token, "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                "token_type": "Bearer", "expires_in": expires_in}))
 }
 
 /// `POST /v1/projects/-/serviceAccounts/{sa}:generateAccessToken`.
@@ -268,7 +264,7 @@ async fn generate_access_token(
     let Some(target) = name.strip_suffix(":generateAccessToken") else {
         return google_error(404, "NOT_FOUND", "no such method", None);
     };
-    let caller = bearer(&headers).filter(|t| w.fresh(t)).and_then(|t| w.auth.identities.get(&t).cloned());
+    let caller = bearer(&headers).filter(|t| w.fresh(t)).and_then(|t| w.seen.identity(&t));
     let Some(caller) = caller else {
         return google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.", None);
     };
@@ -294,7 +290,7 @@ async fn generate_access_token(
     }
     chain.push(target.to_owned());
     for pair in chain.windows(2) {
-        if !w.auth.token_creators.contains(&(pair[0].clone(), pair[1].clone())) {
+        if !w.estate.credentials.token_creators.contains(&(pair[0].clone(), pair[1].clone())) {
             return google_error(
                 403,
                 "PERMISSION_DENIED",
@@ -306,11 +302,9 @@ async fn generate_access_token(
             );
         }
     }
-    let token = w.issue(target);
-    if let Some(limit) = w.auth.impersonated_valid_for {
-        w.auth.valid_for.insert(token.clone(), limit);
-    }
-    let seconds = w.auth.impersonated_expires_in.or(w.token_expires_in).unwrap_or(3600);
+    let valid_for = w.behaviour.impersonated_valid_for;
+    let token = w.issue(target, valid_for);
+    let seconds = w.behaviour.impersonated_expires_in.or(w.behaviour.token_expires_in).unwrap_or(3600);
     let expire = chrono::Utc::now() + chrono::Duration::seconds(seconds as i64);
     axum::Json(json!({"accessToken": token, "expireTime": expire.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}))
         .into_response()
@@ -319,7 +313,7 @@ async fn generate_access_token(
 async fn url_subject(State(world): State<Shared>, UrlPath(format): UrlPath<String>, headers: HeaderMap) -> Response {
     let mut w = world.lock().unwrap();
     record(&mut w, "subject", &format!("/subject/{format}"), &headers, "");
-    let Some((token, (name, value))) = w.auth.url_subject.clone() else {
+    let Some((token, (name, value))) = w.estate.credentials.url_subject.clone() else {
         return (StatusCode::NOT_FOUND, "no URL subject source").into_response();
     };
     if headers.get(name.as_str()).and_then(|v| v.to_str().ok()) != Some(value.as_str()) {
@@ -334,7 +328,7 @@ async fn url_subject(State(world): State<Shared>, UrlPath(format): UrlPath<Strin
 async fn metadata(State(world): State<Shared>, UrlPath(what): UrlPath<String>, headers: HeaderMap) -> Response {
     let mut w = world.lock().unwrap();
     record(&mut w, "metadata", &format!("/computeMetadata/v1/instance/service-accounts/default/{what}"), &headers, "");
-    let Some(identity) = w.auth.metadata_identity.clone() else {
+    let Some(identity) = w.estate.credentials.metadata_identity.clone() else {
         return (StatusCode::NOT_FOUND, "not on Google Cloud").into_response();
     };
     if headers.get("metadata-flavor").and_then(|v| v.to_str().ok()) != Some("Google") {
@@ -342,8 +336,7 @@ async fn metadata(State(world): State<Shared>, UrlPath(what): UrlPath<String>, h
     }
     let body = match what.as_str() {
         "token" => {
-            let token = w.issue(&identity);
-            let expires_in = w.token_expires_in.unwrap_or(3599);
+            let (token, expires_in) = issue(&mut w, &identity);
             json!({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"}).to_string()
         }
         "email" => identity,
@@ -354,7 +347,7 @@ async fn metadata(State(world): State<Shared>, UrlPath(what): UrlPath<String>, h
 
 fn imds_check(w: &mut World, path: &str, headers: &HeaderMap) -> Result<FakeAws, Response> {
     record(w, "imds", path, headers, "");
-    let aws = w.auth.aws.clone().ok_or_else(|| (StatusCode::NOT_FOUND, "no IMDS").into_response())?;
+    let aws = w.estate.credentials.aws.clone().ok_or_else(|| (StatusCode::NOT_FOUND, "no IMDS").into_response())?;
     let session = headers.get("x-aws-ec2-metadata-token").and_then(|v| v.to_str().ok());
     if aws.imdsv2 && session != Some("imds-session") {
         return Err((StatusCode::UNAUTHORIZED, "").into_response());
@@ -371,40 +364,33 @@ async fn imds_session(State(world): State<Shared>, headers: HeaderMap) -> Respon
     "imds-session".into_response()
 }
 
-async fn imds_zone(State(world): State<Shared>, headers: HeaderMap) -> Response {
+async fn imds_zone(State(world): State<Shared>, headers: HeaderMap) -> Answer {
     let mut w = world.lock().unwrap();
-    match imds_check(&mut w, "/latest/meta-data/placement/availability-zone", &headers) {
-        Ok(aws) => aws.zone.into_response(),
-        Err(r) => r,
-    }
+    Ok(imds_check(&mut w, "/latest/meta-data/placement/availability-zone", &headers)?.zone.into_response())
 }
 
-async fn imds_role(State(world): State<Shared>, headers: HeaderMap) -> Response {
+async fn imds_role(State(world): State<Shared>, headers: HeaderMap) -> Answer {
     let mut w = world.lock().unwrap();
-    match imds_check(&mut w, "/latest/meta-data/iam/security-credentials", &headers) {
-        Ok(aws) => aws.role.into_response(),
-        Err(r) => r,
-    }
+    Ok(imds_check(&mut w, "/latest/meta-data/iam/security-credentials", &headers)?.role.into_response())
 }
 
-async fn imds_keys(State(world): State<Shared>, UrlPath(role): UrlPath<String>, headers: HeaderMap) -> Response {
+async fn imds_keys(State(world): State<Shared>, UrlPath(role): UrlPath<String>, headers: HeaderMap) -> Answer {
     let mut w = world.lock().unwrap();
-    match imds_check(&mut w, &format!("/latest/meta-data/iam/security-credentials/{role}"), &headers) {
-        Ok(aws) if aws.role == role => axum::Json(json!({
-            "Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": aws.access_key_id,
-            "SecretAccessKey": aws.secret_access_key, "Token": aws.session_token,
-            "Expiration": "2100-01-01T00:00:00Z"}))
-        .into_response(),
-        Ok(_) => (StatusCode::NOT_FOUND, "").into_response(),
-        Err(r) => r,
+    let aws = imds_check(&mut w, &format!("/latest/meta-data/iam/security-credentials/{role}"), &headers)?;
+    if aws.role != role {
+        return Err((StatusCode::NOT_FOUND, "").into_response());
     }
+    Ok(json(json!({
+        "Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": aws.access_key_id,
+        "SecretAccessKey": aws.secret_access_key, "Token": aws.session_token,
+        "Expiration": "2100-01-01T00:00:00Z"})))
 }
 
 /// Checks an AWS subject token as Google's STS would before replaying it to AWS: a signed
 /// `GetCallerIdentity` POST for the audience, its SigV4 signature recomputed here with the
 /// secret key this fake knows (its own signer, written apart from the auditor's).
 fn verify_aws(w: &World, subject: &str, audience: &str) -> Result<String, String> {
-    let aws = w.auth.aws.as_ref().ok_or("no AWS account in this fake")?;
+    let aws = w.estate.credentials.aws.as_ref().ok_or("no AWS account in this fake")?;
     let decoded = url::form_urlencoded::parse(format!("x={subject}").as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
@@ -465,4 +451,34 @@ fn verify_aws(w: &World, subject: &str, audience: &str) -> Result<String, String
         return Err("signature mismatch".into());
     }
     Ok(aws.principal.clone())
+}
+
+/// Checks a JWT-bearer assertion's signature against the test key and its claims; returns its
+/// issuer (the service account the key belongs to).
+pub fn verify_assertion(jwt: &str) -> Result<String, String> {
+    // gcp_auth pads its base64url segments; tolerate both forms.
+    let decode = |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|e| e.to_string())
+    };
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [header, claims, signature] = parts.as_slice() else { return Err("not three segments".into()) };
+    let key =
+        ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, TEST_PUBLIC_KEY_DER);
+    key.verify(format!("{header}.{claims}").as_bytes(), &decode(signature)?)
+        .map_err(|_| "bad signature".to_string())?;
+    let claims: Value = serde_json::from_slice(&decode(claims)?).map_err(|e| e.to_string())?;
+    let scope = claims["scope"].as_str().unwrap_or("");
+    if !scope.split(' ').any(|s| s == "https://www.googleapis.com/auth/cloud-platform") {
+        return Err(format!("unexpected scope {scope:?}"));
+    }
+    if !claims["aud"].as_str().is_some_and(|a| a.ends_with("/token")) {
+        return Err(format!("unexpected audience {}", claims["aud"]));
+    }
+    let now = chrono::Utc::now().timestamp();
+    if !(claims["iat"].as_i64().is_some_and(|t| (t - now).abs() < 300)
+        && claims["exp"].as_i64().is_some_and(|t| t > now))
+    {
+        return Err("iat or exp out of range".into());
+    }
+    claims["iss"].as_str().filter(|i| i.contains('@')).map(str::to_owned).ok_or_else(|| "no issuer".to_string())
 }

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use serde_json::{Value, json};
 
-use super::fake_google::google_error;
+use super::fake_google::shapes::google_error;
 
 #[derive(Debug, Clone)]
 pub struct Message {

@@ -56,7 +56,7 @@ impl Gcloud {
                     return None;
                 }
             };
-        fake.with(|w| w.issued_tokens.push(TOKEN.into()));
+        fake.accept_token(TOKEN, "operator@example.com");
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("token");
         std::fs::write(&token_file, TOKEN).unwrap();
@@ -107,7 +107,7 @@ impl Gcloud {
         let stdout = child.stdout.take().unwrap();
         tokio::io::BufReader::new(stdout).read_line(&mut first).await.unwrap();
         let port: u16 = first.trim().parse().unwrap_or_else(|_| panic!("the gRPC fake printed {first:?}"));
-        fake.with(|w| w.connect_to = Some(([127, 0, 0, 1], port).into()));
+        fake.behaviour(|b| b.connect_to = Some(([127, 0, 0, 1], port).into()));
         self.env.push(("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE".into(), cert.display().to_string()));
         self.grpc = Some(child);
         true

@@ -16,6 +16,10 @@
 //! - `container binauthz policy import`: PUT of the whole policy, etag included.
 //! - `functions list`: the v2 list filtered on `environment="GEN_2"`, then the v1 list.
 
+// Handlers short-circuit with the `Response` Google would send (`Answer`); its size does not
+// matter in a test fake.
+#![allow(clippy::result_large_err)]
+
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -25,9 +29,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::fake_google::{
-    Shared, World, functions_v1_shape, google_error, knative, list_body, page, project_number, project_or_error,
+use super::fake_google::Shared;
+use super::fake_google::shapes::{
+    Answer, functions_v1_shape, google_error, json, knative, list_page, not_found, project_number, project_or_error,
 };
+use super::fake_google::world::{Api, World};
 use super::resources::set;
 
 pub fn routes() -> Router<Shared> {
@@ -70,17 +76,9 @@ pub fn tunnel(request: Request, target: Option<SocketAddr>) -> Response {
     StatusCode::OK.into_response()
 }
 
-fn json(value: Value) -> Response {
-    axum::Json(value).into_response()
-}
-
-fn not_found(what: &str) -> Response {
-    google_error(404, "NOT_FOUND", &format!("Resource '{what}' was not found"), None)
-}
-
 /// The v2 resource `NAME` of `collection` (`services`, `jobs`, `workerPools`, `functions`).
 fn find<'a>(w: &'a mut World, project: &str, collection: &str, name: &str) -> Option<&'a mut Value> {
-    let p = w.projects.get_mut(project)?;
+    let p = w.estate.projects.get_mut(project)?;
     let items = match collection {
         "services" => &mut p.services,
         "jobs" => &mut p.jobs,
@@ -100,7 +98,7 @@ fn knative_kind(collection: &str) -> Option<(&'static str, &'static str)> {
     }
 }
 
-async fn get_service(state: State<Shared>, UrlPath((project, name)): UrlPath<(String, String)>) -> Response {
+async fn get_service(state: State<Shared>, UrlPath((project, name)): UrlPath<(String, String)>) -> Answer {
     get_knative(state, UrlPath((project, "services".into(), name))).await
 }
 
@@ -108,23 +106,19 @@ async fn put_service(
     state: State<Shared>,
     UrlPath((project, name)): UrlPath<(String, String)>,
     body: axum::Json<Value>,
-) -> Response {
+) -> Answer {
     put_knative(state, UrlPath((project, "services".into(), name)), body).await
 }
 
 async fn get_knative(
     State(world): State<Shared>,
     UrlPath((project, collection, name)): UrlPath<(String, String, String)>,
-) -> Response {
+) -> Answer {
     let mut w = world.lock().unwrap();
-    if let Err(r) = project_or_error(&w, &project, "run") {
-        return r;
-    }
-    let Some((kind, v2_collection)) = knative_kind(&collection) else { return not_found(&collection) };
-    match find(&mut w, &project, v2_collection, &name) {
-        Some(v2) => json(knative(kind, v2)),
-        None => not_found(&name),
-    }
+    project_or_error(&w.estate, &project, Api::Run)?;
+    let (kind, v2_collection) = knative_kind(&collection).ok_or_else(|| not_found(&collection))?;
+    let v2 = find(&mut w, &project, v2_collection, &name).ok_or_else(|| not_found(&name))?;
+    Ok(json(knative(kind, v2)))
 }
 
 /// `ReplaceService` / `ReplaceJob`: the Knative object comes back whole; its Binary
@@ -134,13 +128,11 @@ async fn put_knative(
     State(world): State<Shared>,
     UrlPath((project, collection, name)): UrlPath<(String, String, String)>,
     axum::Json(body): axum::Json<Value>,
-) -> Response {
+) -> Answer {
     let mut w = world.lock().unwrap();
-    if let Err(r) = project_or_error(&w, &project, "run") {
-        return r;
-    }
-    let Some((kind, v2_collection)) = knative_kind(&collection) else { return not_found(&collection) };
-    let Some(v2) = find(&mut w, &project, v2_collection, &name) else { return not_found(&name) };
+    project_or_error(&w.estate, &project, Api::Run)?;
+    let (kind, v2_collection) = knative_kind(&collection).ok_or_else(|| not_found(&collection))?;
+    let v2 = find(&mut w, &project, v2_collection, &name).ok_or_else(|| not_found(&name))?;
     let annotations = &body["metadata"]["annotations"];
     let breakglass = annotations["run.googleapis.com/binary-authorization-breakglass"].as_str();
     let setting = match annotations["run.googleapis.com/binary-authorization"].as_str() {
@@ -157,7 +149,7 @@ async fn put_knative(
     };
     *v2 = set(v2.take(), "/binaryAuthorization", setting);
     bump_generation(v2);
-    json(knative(kind, v2))
+    Ok(json(knative(kind, v2)))
 }
 
 fn bump_generation(v2: &mut Value) {
@@ -170,24 +162,22 @@ async fn put_policy(
     State(world): State<Shared>,
     UrlPath(project): UrlPath<String>,
     axum::Json(mut body): axum::Json<Value>,
-) -> Response {
+) -> Answer {
     let mut w = world.lock().unwrap();
-    if let Err(r) = project_or_error(&w, &project, "binaryauthorization") {
-        return r;
-    }
-    let p = w.projects.get_mut(&project).expect("checked above");
+    project_or_error(&w.estate, &project, Api::BinaryAuthorization)?;
+    let p = w.estate.projects.get_mut(&project).expect("checked above");
     let current = p.policy.as_ref().and_then(|c| c["etag"].as_str().map(str::to_owned));
     if let (Some(sent), Some(current)) = (body["etag"].as_str(), &current)
         && sent != current
     {
-        return google_error(409, "ABORTED", "fake: etag mismatch", None);
+        return Err(google_error(409, "ABORTED", "fake: etag mismatch", None));
     }
     let serial = current.and_then(|e| e.trim_matches('"').strip_prefix("etag-")?.parse::<u64>().ok()).unwrap_or(0);
     body["name"] = json!(format!("projects/{project}/policy"));
     body["etag"] = json!(format!("\"etag-{}\"", serial + 1));
     body["updateTime"] = json!("2026-11-29T00:00:00Z");
     p.policy = Some(body.clone());
-    json(body)
+    Ok(json(body))
 }
 
 async fn runtimes() -> Response {
@@ -206,30 +196,30 @@ fn name_and_verb(segment: &str) -> (&str, Option<&str>) {
 async fn v2_get(
     State(world): State<Shared>,
     UrlPath((project, _location, collection, name)): UrlPath<(String, String, String, String)>,
-) -> Response {
+) -> Answer {
     let mut w = world.lock().unwrap();
     if collection == "operations" {
         let key = format!("{project}/{name}");
-        return w.operations.get(&key).cloned().map_or_else(|| not_found(&name), json);
+        return w.estate.operations.get(&key).cloned().map(json).ok_or_else(|| not_found(&name));
     }
-    let api = if collection == "functions" { "functions" } else { "run" };
-    if let Err(r) = project_or_error(&w, &project, api) {
-        return r;
-    }
-    match find(&mut w, &project, &collection, &name) {
-        Some(item) => json(item.clone()),
-        None => not_found(&name),
-    }
+    project_or_error(&w.estate, &project, api_of(&collection))?;
+    let item = find(&mut w, &project, &collection, &name).ok_or_else(|| not_found(&name))?;
+    Ok(json(item.clone()))
+}
+
+/// The API a v2 collection belongs to.
+fn api_of(collection: &str) -> Api {
+    if collection == "functions" { Api::Functions } else { Api::Run }
 }
 
 fn operation(w: &mut World, project: &str, location: &str, response: Option<Value>) -> Value {
-    let id = format!("op-{}", w.operations.len() + 1);
+    let id = format!("op-{}", w.estate.operations.len() + 1);
     let mut op = json!({"name": format!("projects/{project}/locations/{location}/operations/{id}"), "done": true,
                         "metadata": {}});
     if let Some(response) = response {
         op["response"] = response;
     }
-    w.operations.insert(format!("{project}/{id}"), op.clone());
+    w.estate.operations.insert(format!("{project}/{id}"), op.clone());
     // gcloud only needs the name from the first answer, then polls.
     op["done"] = json!(false);
     op
@@ -242,16 +232,13 @@ async fn v2_patch(
     UrlPath((project, location, collection, name)): UrlPath<(String, String, String, String)>,
     Query(query): Query<std::collections::BTreeMap<String, String>>,
     axum::Json(body): axum::Json<Value>,
-) -> Response {
+) -> Answer {
     let mut w = world.lock().unwrap();
-    let api = if collection == "functions" { "functions" } else { "run" };
-    if let Err(r) = project_or_error(&w, &project, api) {
-        return r;
-    }
+    project_or_error(&w.estate, &project, api_of(&collection))?;
     match collection.as_str() {
         "functions" => patch_function(&mut w, &project, &location, &name, &query, &body),
         "workerPools" => {
-            let Some(pool) = find(&mut w, &project, "workerPools", &name) else { return not_found(&name) };
+            let pool = find(&mut w, &project, "workerPools", &name).ok_or_else(|| not_found(&name))?;
             // A full replace without a mask (`allow_missing`): the body's setting is the setting.
             let setting = match &body["binaryAuthorization"] {
                 b if b["useDefault"] == true || b["policy"].as_str().is_some_and(|p| !p.is_empty()) => {
@@ -269,9 +256,9 @@ async fn v2_patch(
             *pool = set(pool.take(), "/binaryAuthorization", setting);
             bump_generation(pool);
             let updated = pool.clone();
-            json(operation(&mut w, &project, &location, Some(updated)))
+            Ok(json(operation(&mut w, &project, &location, Some(updated))))
         }
-        other => not_found(other),
+        other => Err(not_found(other)),
     }
 }
 
@@ -282,16 +269,16 @@ fn patch_function(
     name: &str,
     query: &std::collections::BTreeMap<String, String>,
     body: &Value,
-) -> Response {
+) -> Answer {
     let mask: Vec<&str> = query.get("updateMask").map(|m| m.split(',').collect()).unwrap_or_default();
-    let Some(function) = find(w, project, "functions", name) else { return not_found(name) };
+    let function = find(w, project, "functions", name).ok_or_else(|| not_found(name))?;
     if function["environment"] == "GEN_1" {
-        return google_error(
+        return Err(google_error(
             400,
             "INVALID_ARGUMENT",
             "Binary authorization is not supported for 1st gen functions",
             None,
-        );
+        ));
     }
     let mut backing_setting = None;
     if mask.contains(&"service_config.binary_authorization_policy") {
@@ -321,7 +308,7 @@ fn patch_function(
     {
         *backing = set(backing.take(), "/binaryAuthorization", setting);
     }
-    json(operation(w, project, location, Some(updated)))
+    Ok(json(operation(w, project, location, Some(updated))))
 }
 
 /// The upgrade of a 1st gen function (`v2alpha`, `gcloud alpha functions upgrade`): each
@@ -329,14 +316,12 @@ fn patch_function(
 async fn v2_post(
     State(world): State<Shared>,
     UrlPath((project, location, collection, segment)): UrlPath<(String, String, String, String)>,
-) -> Response {
+) -> Answer {
     let mut w = world.lock().unwrap();
-    if let Err(r) = project_or_error(&w, &project, "functions") {
-        return r;
-    }
+    project_or_error(&w.estate, &project, Api::Functions)?;
     let (name, verb) = name_and_verb(&segment);
     if collection != "functions" {
-        return not_found(&collection);
+        return Err(not_found(&collection));
     }
     let (from, to): (&[&str], &str) = match verb {
         Some("setupFunctionUpgradeConfig") => (
@@ -350,13 +335,18 @@ async fn v2_post(
         Some("commitFunctionUpgrade") => {
             (&["REDIRECT_FUNCTION_UPGRADE_TRAFFIC_SUCCESSFUL", "COMMIT_FUNCTION_UPGRADE_ERROR"], "GEN_2")
         }
-        _ => return google_error(400, "INVALID_ARGUMENT", &format!("unknown method {segment}"), None),
+        _ => return Err(google_error(400, "INVALID_ARGUMENT", &format!("unknown method {segment}"), None)),
     };
     let backing_name = format!("projects/{project}/locations/{location}/services/{name}");
-    let Some(function) = find(&mut w, &project, "functions", name) else { return not_found(name) };
+    let function = find(&mut w, &project, "functions", name).ok_or_else(|| not_found(name))?;
     let state = function["upgradeInfo"]["upgradeState"].as_str().unwrap_or_default().to_owned();
     if !from.contains(&state.as_str()) {
-        return google_error(400, "FAILED_PRECONDITION", &format!("the function's upgrade state is {state}"), None);
+        return Err(google_error(
+            400,
+            "FAILED_PRECONDITION",
+            &format!("the function's upgrade state is {state}"),
+            None,
+        ));
     }
     let mut created = None;
     if to == "GEN_2" {
@@ -380,9 +370,9 @@ async fn v2_post(
         // Authorization until a deploy sets it.
         let service = super::resources::backing_service(&project, &location, name);
         let service = set(set(service, "/binaryAuthorization", Value::Null), "/uri", json!(uri));
-        w.projects.get_mut(&project).expect("checked above").services.push(service);
+        w.estate.projects.get_mut(&project).expect("checked above").services.push(service);
     }
-    json(operation(&mut w, &project, &location, Some(updated)))
+    Ok(json(operation(&mut w, &project, &location, Some(updated))))
 }
 
 /// Cloud Functions v1 list: 1st gen functions in the v1 shape.
@@ -390,17 +380,11 @@ async fn functions_v1_list(
     State(world): State<Shared>,
     UrlPath((project, _location)): UrlPath<(String, String)>,
     Query(query): Query<std::collections::BTreeMap<String, String>>,
-) -> Response {
+) -> Answer {
     let w = world.lock().unwrap();
-    let p = match project_or_error(&w, &project, "functions") {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let p = project_or_error(&w.estate, &project, Api::Functions)?;
     let gen1: Vec<Value> = p.functions.iter().filter(|f| f["environment"] == "GEN_1").map(functions_v1_shape).collect();
-    match page(&gen1, &query, w.page_size) {
-        Ok((items, next)) => list_body("functions", items, next, &[]),
-        Err(r) => r,
-    }
+    list_page("functions", &gen1, &query, w.behaviour.page_size)
 }
 
 async fn build_service_account(UrlPath((project, location)): UrlPath<(String, String)>) -> Response {

@@ -11,6 +11,7 @@ pub mod fake_google;
 pub mod fake_pubsub;
 pub mod gcloud;
 pub mod gcloud_fake;
+pub mod harness;
 pub mod monitoring;
 pub mod pki;
 pub mod proxy;

@@ -1,7 +1,6 @@
-//! Drives the real binary: writes configs pointing at the fake Google, runs `audit`, starts
-//! and stops the daemon, scrapes it.
+//! Drives the real binary (`audit`, the daemon as a process) and reads what a daemon serves.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,15 +8,8 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use super::config::TestConfig;
-use super::fake_google::FakeGoogle;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_binauthz-auditor");
-
-/// A config for the gcp source with every endpoint on the fake, written as `config.toml` in
-/// `dir`; `scope_extra` holds more `[scope]` keys and `extra` more tables (TOML fragments).
-pub fn gcp_config(dir: &Path, fake: &FakeGoogle, projects: &[&str], scope_extra: &str, extra: &str) -> PathBuf {
-    TestConfig::gcp(dir, fake, projects).merge(&format!("[scope]\n{scope_extra}")).merge(extra).write_in(dir)
-}
 
 pub async fn run_cli(args: &[&str]) -> Output {
     Command::new(BIN).args(args).env("RUST_LOG", "warn").output().await.expect("run the binary")
@@ -42,10 +34,57 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-pub struct Daemon {
-    pub child: Child,
+/// HTTP to a running daemon, in-process or not: scrapes, reports, and waiting for cycles.
+pub struct Endpoint {
+    /// `http://host:port`.
     pub url: String,
     http: reqwest::Client,
+}
+
+impl Endpoint {
+    pub fn new(url: String) -> Endpoint {
+        Endpoint { url, http: http_client() }
+    }
+
+    pub async fn get(&self, path: &str) -> Result<reqwest::Response, reqwest::Error> {
+        self.http.get(format!("{}{path}", self.url)).timeout(Duration::from_secs(10)).send().await
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.expect("scrape").text().await.unwrap()
+    }
+
+    pub async fn report(&self) -> Value {
+        self.get("/report").await.expect("report").json().await.unwrap()
+    }
+
+    /// Waits until `binauthz_audit_cycles_total` (all results but skipped) reaches `n`;
+    /// returns that scrape.
+    pub async fn wait_for_cycles(&self, n: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let metrics = self.metrics().await;
+            if cycles(&metrics) >= n {
+                return metrics;
+            }
+            assert!(Instant::now() < deadline, "fewer than {n} cycles after 30s:\n{metrics}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The real binary running `run`.
+pub struct Daemon {
+    pub child: Child,
+    endpoint: Endpoint,
+}
+
+/// A daemon is scraped like any endpoint.
+impl std::ops::Deref for Daemon {
+    type Target = Endpoint;
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
 }
 
 impl Daemon {
@@ -89,13 +128,9 @@ impl Daemon {
             .kill_on_drop(true)
             .spawn()
             .expect("start the daemon");
-        let text = std::fs::read_to_string(config).unwrap();
-        let listen = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("listen = "))
-            .map(|v| v.trim_matches('"').to_owned())
-            .expect("test configs set [server] listen");
-        let daemon = Daemon { child, url: format!("http://{listen}"), http: http_client() };
+        let listen = TestConfig::load(config).get("server.listen").and_then(|v| v.as_str().map(str::to_owned));
+        let listen = listen.expect("configs for the real binary set [server] listen to a port");
+        let daemon = Daemon { child, endpoint: Endpoint::new(format!("http://{listen}")) };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if daemon.get("/healthz").await.is_ok() {
@@ -104,31 +139,6 @@ impl Daemon {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the daemon did not answer /healthz within 20s");
-    }
-
-    pub async fn get(&self, path: &str) -> Result<reqwest::Response, reqwest::Error> {
-        self.http.get(format!("{}{path}", self.url)).timeout(Duration::from_secs(10)).send().await
-    }
-
-    pub async fn metrics(&self) -> String {
-        self.get("/metrics").await.expect("scrape").text().await.unwrap()
-    }
-
-    pub async fn report(&self) -> Value {
-        self.get("/report").await.expect("report").json().await.unwrap()
-    }
-
-    /// Waits until `binauthz_audit_cycles_total` (all results) reaches `n`; returns the scrape.
-    pub async fn wait_for_cycles(&self, n: u64) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let metrics = self.metrics().await;
-            if cycles(&metrics) >= n {
-                return metrics;
-            }
-            assert!(Instant::now() < deadline, "fewer than {n} cycles after 30s:\n{metrics}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     /// The daemon's resident set and its peak so far, in bytes (/proc/PID/status).
