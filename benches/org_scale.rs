@@ -11,7 +11,7 @@
 //! google-cloud-binary-authorization`), BENCH_PEER_PROJECTS (100).
 
 #[path = "../tests/support/mod.rs"]
-mod support;
+pub mod support;
 
 use std::time::{Duration, Instant};
 

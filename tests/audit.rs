@@ -1,6 +1,6 @@
 //! `audit` against the fake Google: the real binary, real HTTP, real OAuth.
 
-mod support;
+pub mod support;
 
 use serde_json::{Value, json};
 use support::config::TestConfig;

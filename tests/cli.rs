@@ -1,6 +1,6 @@
 //! Command-line behaviour that needs no Google: config checking and the demo snapshot.
 
-mod support;
+pub mod support;
 
 use std::collections::BTreeSet;
 

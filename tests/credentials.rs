@@ -5,7 +5,7 @@
 //! as API calls (metadata servers excepted); tokens refreshed mid-cycle; refusals at start; no
 //! secret anywhere. Each binary runs with exactly the environment the test gives it.
 
-mod support;
+pub mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

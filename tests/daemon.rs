@@ -2,7 +2,7 @@
 //! test sends the ticks, reloads and stops), plus a few runs of the real binary for what only
 //! a process has (signals, systemd's socket, its log output).
 
-mod support;
+pub mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

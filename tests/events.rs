@@ -2,7 +2,7 @@
 //! seconds, without waiting for a cycle. These tests use the in-process fake Pub/Sub, which
 //! can fail on purpose; tests/events_e2e.rs runs the real emulator and a real Alertmanager.
 
-mod support;
+pub mod support;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! and waits for `/metrics` and Alertmanager to agree. Skipped, with one line, where the
 //! emulator is absent (no package registry provides it).
 
-mod support;
+pub mod support;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! `tests/schemas/google-apis.json`, distilled from the discovery documents by
 //! `scripts/discovery-excerpt.py`.
 
-mod support;
+pub mod support;
 
 use serde_json::json;
 use support::discovery::{Discovery, check_traffic};

@@ -3,7 +3,7 @@
 //! naming the endpoint, and nothing that could not be seen is reported compliant.
 //! docs/reliability.md lists these cases.
 
-mod support;
+pub mod support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! audits exactly like the live APIs, and every fix the audit prints, pasted into a shell as
 //! printed, makes its workload compliant. Skips with one line where gcloud is absent.
 
-mod support;
+pub mod support;
 
 use serde_json::{Value, json};
 use support::config::TestConfig;

@@ -4,7 +4,7 @@
 //! cron parsers (whose errors stay on one line), and awkward names through the exposition
 //! format.
 
-mod support;
+pub mod support;
 
 use std::path::Path;
 

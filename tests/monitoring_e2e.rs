@@ -4,7 +4,7 @@
 //! Missing `prometheus` or `prometheus-alertmanager` binaries fail the test (scripts/test
 //! installs them).
 
-mod support;
+pub mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

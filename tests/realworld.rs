@@ -2,7 +2,7 @@
 //! live (a server answering exactly those bodies) and from a snapshot laid out as gcloud
 //! prints it: both must give the verdicts a person would give the real resources.
 
-mod support;
+pub mod support;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! loopback, every attack bounded in count and time. Timing and memory tests take turns
 //! (`HEAVY`), so that they measure the daemon and not each other.
 
-mod support;
+pub mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -206,7 +206,7 @@ fn basic_auth_web(password: &str) -> String {
 
 /// A client whose connections come from 127.0.0.2: its own address, as a scraper has.
 fn client_from(ip: &str) -> reqwest::Client {
-    let _ = support::run::http_client();
+    support::run::install_crypto_provider();
     reqwest::Client::builder().local_address(ip.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
 }
 
@@ -562,7 +562,7 @@ async fn http2_only_where_configured_and_advertised() {
     let mut answer = vec![0u8; 64];
     let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await.unwrap().unwrap_or(0);
     assert!(!is_http2(&answer[..n]), "h2c served on the plain port: {:?}", &answer[..n]);
-    let _ = support::run::http_client();
+    support::run::install_crypto_provider();
     let h2c = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
     assert!(h2c.get(format!("http://127.0.0.1:{port}/metrics")).send().await.is_err(), "h2c answered");
 

@@ -1,7 +1,7 @@
 //! The metrics endpoint behind TLS, client certificates and basic auth (exporter-toolkit web
 //! config), scraped by a real HTTPS client.
 
-mod support;
+pub mod support;
 
 use support::pki::{https_client, make_pki, snapshot_config, start};
 use support::run::{Daemon, free_port, run_cli};

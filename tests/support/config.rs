@@ -88,26 +88,19 @@ impl TestConfig {
         self
     }
 
+    /// The value at `path`, if every table on the way is there.
     pub fn get(&self, path: &str) -> Option<&Value> {
-        let mut value: Option<&Value> = None;
+        let (tables, key) = path.rsplit_once('.').map_or(("", path), |(t, k)| (t, k));
         let mut table = &self.0;
-        for name in path.split('.') {
-            value = table.get(name);
-            if let Some(Value::Table(t)) = value {
-                table = t;
-            }
+        for name in tables.split('.').filter(|n| !n.is_empty()) {
+            table = table.get(name)?.as_table()?;
         }
-        value
+        table.get(key)
     }
 
     pub fn write(&self, path: &Path) -> PathBuf {
         std::fs::write(path, toml::to_string(&self.0).unwrap()).unwrap();
         path.to_owned()
-    }
-
-    /// Writes `config.toml` in `dir`.
-    pub fn write_in(&self, dir: &Path) -> PathBuf {
-        self.write(&dir.join("config.toml"))
     }
 }
 

@@ -1,6 +1,10 @@
-//! Shared test support: the fake Google server, resource builders and a driver for the real
-//! binary. Each test crate uses a different part of it.
-#![allow(dead_code)]
+//! Shared test support: the fake Google server, resource builders, test configs, a harness,
+//! and drivers for the real binary and the in-process daemon.
+//!
+//! Every test binary compiles all of it and uses a different part, so each declares it
+//! `pub mod support;`: its public items are then an API, as a library's would be, and are not
+//! reported unused in the binaries that do not call them (no `allow(dead_code)` needed),
+//! while private items nothing calls still are.
 
 pub mod audit_log;
 pub mod config;

@@ -48,7 +48,7 @@ pub fn snapshot_config(dir: &Path, port: u16, web_yml: &str) -> std::path::PathB
 }
 
 pub fn https_client(pki: &Pki, with_identity: bool) -> reqwest::Client {
-    let _ = super::run::http_client();
+    super::run::install_crypto_provider();
     let mut builder =
         reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap());
     if with_identity {
@@ -57,7 +57,8 @@ pub fn https_client(pki: &Pki, with_identity: bool) -> reqwest::Client {
     builder.build().unwrap()
 }
 
-/// Starts the daemon and waits for it over HTTPS (Daemon::start polls plain HTTP).
+/// Starts the daemon and waits until its /healthz answers 200 over HTTPS (Daemon::start polls
+/// plain HTTP).
 pub async fn start(config: &Path, port: u16, client: &reqwest::Client) -> tokio::process::Child {
     let child = tokio::process::Command::new(super::run::BIN)
         .args(["run", "--config", config.to_str().unwrap()])
@@ -65,7 +66,7 @@ pub async fn start(config: &Path, port: u16, client: &reqwest::Client) -> tokio:
         .spawn()
         .unwrap();
     for _ in 0..200 {
-        if client.get(format!("https://127.0.0.1:{port}/healthz")).send().await.is_ok_and(|r| r.status() != 502) {
+        if client.get(format!("https://127.0.0.1:{port}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
             return child;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

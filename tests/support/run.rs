@@ -24,9 +24,15 @@ pub async fn audit_json(config: &Path) -> (i32, Value, String) {
     (out.status.code().expect("exited"), report, stderr)
 }
 
-/// A reqwest client for tests (the crate builds reqwest without a default crypto provider).
-pub fn http_client() -> reqwest::Client {
+/// The crate builds reqwest and rustls without a default crypto provider: a test's clients
+/// need ring installed first (once per process; later calls do nothing).
+pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A reqwest client for tests.
+pub fn http_client() -> reqwest::Client {
+    install_crypto_provider();
     reqwest::Client::new()
 }
 
