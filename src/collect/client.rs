@@ -309,10 +309,10 @@ impl ApiClient {
         }
         let result = self.attempt_uncounted(call, endpoint).await;
         let code = match &result {
-            Ok(_) => "200".to_owned(),
+            Ok(_) => Some("200".to_owned()),
             Err(e) => e.metric_code(),
         };
-        if !matches!(result, Err(ApiError::Auth(_))) {
+        if let Some(code) = code {
             self.metrics.requests.with_label_values(&[api.as_str(), &code]).inc();
         }
         if let (Err(e @ ApiError::Status { code: 429, .. }), Some(pacer)) = (&result, self.pacers.get(&api)) {

@@ -29,16 +29,18 @@ fn status_suffix(status: &str) -> String {
 }
 
 impl ApiError {
-    /// The `code` label of `binauthz_api_requests_total` for a failed attempt.
-    pub fn metric_code(&self) -> String {
-        match self {
+    /// The `code` label of `binauthz_api_requests_total` for a failed attempt; `None` for a
+    /// token failure, where no request was sent (it is counted where the token is fetched, as
+    /// `api="token"`).
+    pub fn metric_code(&self) -> Option<String> {
+        Some(match self {
             ApiError::ServiceDisabled { .. } => "403".into(),
             ApiError::Status { code, .. } => code.to_string(),
             ApiError::Timeout { .. } => "timeout".into(),
             ApiError::Transport { .. } => "transport".into(),
             ApiError::Decode { .. } | ApiError::Pagination { .. } => "invalid_response".into(),
-            ApiError::Auth(_) => "auth".into(),
-        }
+            ApiError::Auth(_) => return None,
+        })
     }
 
     /// Throttling, server-side trouble and lost connections are worth another try; a client

@@ -48,6 +48,7 @@ impl Default for WebConfig {
 pub struct TlsPolicy {
     pub client_auth_type: String,
     pub min_version: Option<String>,
+    pub max_version: Option<String>,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -91,8 +92,11 @@ struct RawTls {
     client_ca_file: Option<PathBuf>,
     #[serde(default)]
     min_version: Option<String>,
-    /// Go's cipher and curve knobs: rustls only offers strong ones, so they are accepted and
-    /// need no counterpart.
+    #[serde(default)]
+    max_version: Option<String>,
+    /// Go's cipher and curve knobs (and its preference between them): rustls only offers
+    /// strong suites and curves, so these are accepted for the file's sake and need no
+    /// counterpart.
     #[allow(dead_code)]
     #[serde(default)]
     cipher_suites: Option<serde_yaml_ng::Value>,
@@ -102,9 +106,6 @@ struct RawTls {
     #[allow(dead_code)]
     #[serde(default)]
     prefer_server_cipher_suites: Option<bool>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    max_version: Option<String>,
 }
 
 impl WebConfig {
@@ -124,6 +125,7 @@ impl WebConfig {
         let tls_policy = raw.tls_server_config.map(|tls| TlsPolicy {
             client_auth_type: tls.client_auth_type.unwrap_or_else(|| "NoClientCert".into()),
             min_version: tls.min_version,
+            max_version: tls.max_version,
         });
         Ok(WebConfig { tls: tls.map(Arc::new), tls_policy, http2, users: raw.basic_auth_users })
     }
@@ -135,6 +137,28 @@ fn refuse_exposed_private_key(path: &Path, field: &str) -> Result<(), String> {
     let text = std::fs::read(path).map_err(|e| format!("{field}: {}: {e}", path.display()))?;
     let has_key = text.windows(b"PRIVATE KEY-----".len()).any(|w| w == b"PRIVATE KEY-----");
     if has_key { refuse_world_readable(path, field, None) } else { Ok(()) }
+}
+
+/// The TLS versions from `min_version` to `max_version`, in exporter-toolkit's names. rustls
+/// speaks TLS 1.2 and 1.3 only: anything older is refused rather than silently not applied.
+fn protocol_versions(
+    min: Option<&str>,
+    max: Option<&str>,
+) -> Result<&'static [&'static rustls::SupportedProtocolVersion], String> {
+    let version = |field: &str, value: Option<&str>, default: u8| match value {
+        None => Ok(default),
+        Some("TLS12") => Ok(12),
+        Some("TLS13") => Ok(13),
+        Some(other) => Err(format!("tls_server_config.{field}: {other:?} is not TLS12 or TLS13")),
+    };
+    const TLS12_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    const TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    match (version("min_version", min, 12)?, version("max_version", max, 13)?) {
+        (12, 12) => Ok(TLS12_ONLY),
+        (12, _) => Ok(rustls::ALL_VERSIONS),
+        (13, 13) => Ok(TLS13_ONLY),
+        _ => Err("tls_server_config: min_version TLS13 is above max_version TLS12".into()),
+    }
 }
 
 /// `$2y$10$` + 53 characters of salt and hash.
@@ -159,11 +183,7 @@ fn tls_config(raw: &RawTls, base: &Path, http2: bool) -> Result<rustls::ServerCo
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .map_err(|e| format!("tls_server_config.key_file: {}: {e}", key_path.display()))?;
 
-    let versions: &[&rustls::SupportedProtocolVersion] = match raw.min_version.as_deref() {
-        None | Some("TLS12") => rustls::ALL_VERSIONS,
-        Some("TLS13") => &[&rustls::version::TLS13],
-        Some(other) => return Err(format!("tls_server_config.min_version: {other:?} is not TLS12 or TLS13")),
-    };
+    let versions = protocol_versions(raw.min_version.as_deref(), raw.max_version.as_deref())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(versions)
@@ -230,6 +250,19 @@ mod tests {
         assert!(load("tls_server_config:\n  cert: x\n").unwrap_err().contains("unknown field `cert`"));
         let err = load("tls_server_config:\n  cert_file: nope.crt\n  key_file: nope.key\n").unwrap_err();
         assert!(err.starts_with("DIR/web.yml: tls_server_config.cert_file: DIR/nope.crt: "), "{err}");
+    }
+
+    #[test]
+    fn min_and_max_version_bound_the_protocols() {
+        let versions = |min, max| protocol_versions(min, max).map(|v| v.iter().map(|v| v.version).collect::<Vec<_>>());
+        let (tls12, tls13) = (rustls::ProtocolVersion::TLSv1_2, rustls::ProtocolVersion::TLSv1_3);
+        assert_eq!(versions(None, None).unwrap(), vec![tls13, tls12]);
+        assert_eq!(versions(None, Some("TLS12")).unwrap(), vec![tls12]);
+        assert_eq!(versions(Some("TLS13"), None).unwrap(), vec![tls13]);
+        assert_eq!(versions(Some("TLS12"), Some("TLS13")).unwrap(), vec![tls13, tls12]);
+        assert!(versions(Some("TLS13"), Some("TLS12")).unwrap_err().contains("above max_version"));
+        let old = versions(None, Some("TLS11")).unwrap_err();
+        assert_eq!(old, "tls_server_config.max_version: \"TLS11\" is not TLS12 or TLS13");
     }
 
     #[test]
