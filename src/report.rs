@@ -68,8 +68,10 @@ pub struct ResourceReport<'a> {
     pub location: &'a str,
     pub kind: Kind,
     pub name: &'a str,
-    /// A function deployed through the Cloud Run Admin API is listed as a service.
-    pub function: bool,
+    /// A function (one deployed through the Cloud Run Admin API is listed as a service);
+    /// `function` in the JSON: the report's contract.
+    #[serde(rename = "function")]
+    pub is_function: bool,
     /// `null` when compliance could not be decided.
     pub compliant: Option<bool>,
     pub status: Compliance,
@@ -96,7 +98,7 @@ impl<'a> ResourceReport<'a> {
             location: &r.location,
             kind: r.kind,
             name: &r.name,
-            function: r.is_function,
+            is_function: r.is_function,
             compliant: match r.compliance {
                 Compliance::Compliant => Some(true),
                 Compliance::NonCompliant => Some(false),
@@ -292,7 +294,7 @@ impl<'a> Report<'a> {
 
 /// One resource's table cells.
 fn table_row<'a>(r: &'a ResourceReport<'_>) -> [Cow<'a, str>; 6] {
-    let kind = if r.function && r.kind == Kind::Service { "service (function)" } else { r.kind.as_str() };
+    let kind = if r.is_function && r.kind == Kind::Service { "service (function)" } else { r.kind.as_str() };
     let status = match r.status {
         Compliance::Compliant => "ok",
         Compliance::NonCompliant => "VIOLATION",

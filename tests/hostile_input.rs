@@ -1,14 +1,15 @@
-//! Hostile input never panics: arbitrary bytes into every parser (API responses in every
-//! shape, gcloud output as snapshots hold it, Asset Inventory feeds, Pub/Sub pulls and the
-//! messages they carry, policies and the policy filter), arbitrary text into the config and
-//! cron parsers (whose errors stay on one line), and awkward names through the exposition
+//! Hostile input never panics: arbitrary bytes into every parser (API list responses of every
+//! API and shape, Run v1 and v2 lists of every kind, gcloud output and saved errors as
+//! snapshots hold them, Asset Inventory pages and exports, Pub/Sub pulls and the messages they
+//! carry, policies in JSON and YAML, and the policy filter), arbitrary text into the config
+//! and cron parsers (whose errors stay on one line), and awkward names through the exposition
 //! format.
 
 pub mod support;
 
 use std::path::Path;
 
-use binauthz_auditor::collect::asset;
+use binauthz_auditor::collect::{asset, snapshot};
 use binauthz_auditor::config::Config;
 use binauthz_auditor::events::message::{self, Feed};
 use binauthz_auditor::google::status::RpcStatus;
@@ -52,9 +53,19 @@ fn parse_everything(bytes: &[u8]) {
             items.iter().cloned().for_each(|item| drop(shape::workload(kind, item, "p")));
         }
     }
+    // An Asset Inventory page, and a `gcloud asset list --format=json` export.
+    if let Ok(page) = serde_json::from_slice::<asset::ListAssetsResponse>(bytes) {
+        let _ = asset::inventories(page.into_items(), &Kind::ALL);
+    }
     if let Ok(assets) = serde_json::from_slice::<Vec<asset::Asset>>(bytes) {
         let _ = asset::inventories(assets, &Kind::ALL);
     }
+    // Snapshot files: a listing of any kind (or a saved error), a policy in JSON or YAML.
+    for kind in Kind::ALL {
+        let _ = snapshot::saved_listing(bytes, kind, "p", Path::new("saved.json"));
+    }
+    let _ = snapshot::saved_policy(bytes, Path::new("policy.yaml"));
+    let _ = serde_json::from_slice::<run_v1::ListLocationsResponse>(bytes);
     if let Ok(text) = std::str::from_utf8(bytes) {
         let _ = binauthz_auditor::policy_edit::edit(text, &["a/b/c/**".into()], &["x".into()]);
         let _ = serde_yaml_ng::from_str::<binauthz_v1::PolicyResource>(text);

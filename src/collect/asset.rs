@@ -9,8 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::ApiClient;
-use crate::google::shape::{self, Shape};
-use crate::google::{binauthz_v1, list_response, run_v1};
+use crate::google::{binauthz_v1, list_response, shape};
 use crate::inventory::{Api, Kind, Observed, Policy, ProjectInventory, Workload};
 
 pub const ASSET_TYPES: [&str; 6] = [
@@ -160,28 +159,16 @@ pub fn inventories(assets: Vec<Asset>, kinds: &[Kind]) -> Vec<ProjectInventory> 
                     Err(e) => Observed::Failed(failed(e.to_string())),
                 };
             }
-            Some(kind) if kinds.contains(&kind) => match workload(data, kind, &project, location.as_deref()) {
-                Ok(w) => inventory.workloads.push(Workload { data_updated_at: asset.update_time, ..w }),
-                Err(e) => inventory.record_listing(kind, Observed::Failed(failed(e))),
-            },
+            Some(kind) if kinds.contains(&kind) => {
+                match shape::workload_in(kind, data, &project, location.as_deref()) {
+                    Ok(w) => inventory.workloads.push(Workload { data_updated_at: asset.update_time, ..w }),
+                    Err(e) => inventory.record_listing(kind, Observed::Failed(failed(e))),
+                }
+            }
             Some(_) => {}
         }
     }
     projects.into_values().collect()
-}
-
-/// `resource.data` holds the v2 shape or the v1 shape (Knative, or Cloud Functions v1 for
-/// 1st gen functions); Knative resources may leave the region to the asset name.
-fn workload(mut data: Value, kind: Kind, project: &str, location: Option<&str>) -> Result<Workload, String> {
-    if shape::detect(kind, &data) == Shape::Knative
-        && let (Some(l), Some(meta)) = (location, data.get_mut("metadata").and_then(Value::as_object_mut))
-    {
-        let labels = meta.entry("labels").or_insert_with(|| Value::Object(Default::default()));
-        if let Some(labels) = labels.as_object_mut() {
-            labels.entry(run_v1::LOCATION_LABEL).or_insert_with(|| Value::String(l.to_owned()));
-        }
-    }
-    shape::workload(kind, data, project)
 }
 
 #[cfg(test)]

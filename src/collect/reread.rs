@@ -59,7 +59,7 @@ impl Reader {
     async fn run<T>(&self, key: &WorkloadKey, collection: &str) -> Result<Option<Workload>, ApiError>
     where
         run_v2::Resource<T>: serde::de::DeserializeOwned,
-        T: run_v2::Containers,
+        T: crate::google::Containers,
     {
         let url = url(&self.endpoints.run, key, collection);
         let Some(resource) = self.get::<run_v2::Resource<T>>(Api::Run, &url).await? else {

@@ -62,13 +62,20 @@ fn file_name(kind: Kind) -> &'static str {
 async fn policy(dir: &Path) -> Observed<Policy> {
     let yaml = dir.join("policy.yaml");
     let path = if tokio::fs::try_exists(&yaml).await.unwrap_or(false) { yaml } else { dir.join("policy.json") };
-    let bytes = match read(&path).await {
-        Ok(bytes) => bytes,
-        Err(unlisted) => return unlisted.into(),
-    };
+    match read(&path).await {
+        Ok(bytes) => saved_policy(&bytes, &path),
+        Err(unlisted) => unlisted.into(),
+    }
+}
+
+/// What a saved policy file (`path`) says: the policy, or the error Google answered with.
+pub fn saved_policy(bytes: &[u8], path: &Path) -> Observed<Policy> {
+    if let Err(unlisted) = saved_error(bytes, path) {
+        return unlisted.into();
+    }
     // JSON first (exact errors for JSON files), then YAML, whatever the file is named.
-    let parsed = serde_json::from_slice::<binauthz_v1::PolicyResource>(&bytes).or_else(|json| {
-        serde_yaml_ng::from_slice(&bytes)
+    let parsed = serde_json::from_slice::<binauthz_v1::PolicyResource>(bytes).or_else(|json| {
+        serde_yaml_ng::from_slice(bytes)
             .map_err(|yaml| if bytes.trim_ascii_start().starts_with(b"{") { one_line(&json) } else { one_line(&yaml) })
     });
     match parsed {
@@ -81,10 +88,13 @@ fn one_line(e: &dyn std::fmt::Display) -> String {
     e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Reads a saved response; an error body becomes what it says (a disabled API, a failure).
 async fn read(path: &Path) -> Result<Vec<u8>, Unlisted> {
-    let bytes = tokio::fs::read(path).await.map_err(|e| Unlisted::Failed(format!("{}: {e}", path.display())))?;
-    match RpcStatus::parse(&bytes) {
+    tokio::fs::read(path).await.map_err(|e| Unlisted::Failed(format!("{}: {e}", path.display())))
+}
+
+/// A saved error body is what it says (a disabled API, a failure).
+fn saved_error(bytes: &[u8], path: &Path) -> Result<(), Unlisted> {
+    match RpcStatus::parse(bytes) {
         Some(status) if status.is_service_disabled() => Err(Unlisted::ApiDisabled),
         Some(status) => Err(Unlisted::Failed(format!(
             "{}: saved error {} {}: {}",
@@ -93,14 +103,16 @@ async fn read(path: &Path) -> Result<Vec<u8>, Unlisted> {
             status.status,
             status.message
         ))),
-        None => Ok(bytes),
+        None => Ok(()),
     }
 }
 
-/// A list response (any of the APIs' shapes) or the bare array `gcloud ... --format=json`
-/// prints, whose items may even mix shapes (`gcloud functions list` appends 1st gen
-/// functions in the v1 shape).
-fn workloads(bytes: &[u8], kind: Kind, project: &str, path: &Path) -> Result<Vec<Workload>, Unlisted> {
+/// What a saved listing (`path`) says: a list response (any of the APIs' shapes) or the bare
+/// array `gcloud ... --format=json` prints, whose items may even mix shapes (`gcloud
+/// functions list` appends 1st gen functions in the v1 shape); or the error Google answered
+/// with.
+pub fn saved_listing(bytes: &[u8], kind: Kind, project: &str, path: &Path) -> Result<Vec<Workload>, Unlisted> {
+    saved_error(bytes, path)?;
     let fail = |msg: String| Unlisted::Failed(format!("{}: {msg}", path.display()));
     let value: Value = serde_json::from_slice(bytes).map_err(|e| fail(format!("invalid JSON: {e}")))?;
     let items: Vec<Value> = match value {
@@ -152,7 +164,7 @@ impl PerProject for SnapshotSource {
         for kind in &self.kinds {
             let path = dir.join(file_name(*kind));
             let listing = match read(&path).await {
-                Ok(bytes) => workloads(&bytes, *kind, project, &path),
+                Ok(bytes) => saved_listing(&bytes, *kind, project, &path),
                 Err(unlisted) => Err(unlisted),
             };
             inventory.record(*kind, listing);

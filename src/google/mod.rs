@@ -12,12 +12,12 @@ pub mod run_v2;
 pub mod shape;
 pub mod status;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::inventory::FunctionOrigin;
+use crate::inventory::{BinauthzSetting, FunctionOrigin, Kind, Workload};
 
 /// A list response: its items and the token for the next page, if any.
 pub trait Page: DeserializeOwned {
@@ -68,35 +68,64 @@ pub struct Container {
     pub image: String,
 }
 
-/// The non-empty images of `containers`, in order.
-fn images(containers: &[Container]) -> Vec<String> {
-    containers.iter().map(|c| c.image.clone()).filter(|i| !i.is_empty()).collect()
+/// Where a Run resource keeps its containers: each API version nests them differently for
+/// services and worker pools than for jobs.
+pub trait Containers {
+    fn containers(&self) -> &[Container];
 }
 
-/// A Cloud Run service is a function (`gcloud run deploy --function`) only when it was built
-/// from a function target: gcloud records the other build settings on EVERY `--source`
-/// deploy, so they say nothing. The image is built into the repository of the image it
-/// built (`buildConfig.imageUri`), or else `cloud-run-source-deploy` in its region.
-fn run_function_origin(
-    function_target: Option<&str>,
-    built_image: Option<&str>,
-    images: &[String],
-    location: &str,
-    project: &str,
-) -> Option<FunctionOrigin> {
-    function_target.filter(|t| !t.trim().is_empty())?;
-    let build_repository = built_image
-        .into_iter()
-        .chain(images.iter().map(String::as_str))
-        .find_map(artifact_registry_repository)
-        .unwrap_or_else(|| format!("{location}-docker.pkg.dev/{project}/cloud-run-source-deploy"));
-    Some(FunctionOrigin::RunAdmin { build_repository })
+/// What a Cloud Run service, job or worker pool says about itself, in either API version's
+/// words (Run v1 annotations, or Run v2 fields): one mapping onto the inventory for both.
+struct RunResource<'a> {
+    project: &'a str,
+    kind: Kind,
+    location: String,
+    name: String,
+    /// User and system labels alike (Knative keeps both in one map).
+    labels: &'a HashMap<String, String>,
+    binauthz: Option<BinauthzSetting>,
+    containers: &'a [Container],
+    last_modifier: Option<String>,
+    /// The function target it was built from (`gcloud run deploy --function`), if any.
+    function_target: Option<&'a str>,
+    /// The image its source build produced, if it was built from source.
+    built_image: Option<&'a str>,
 }
 
-/// User labels only: Knative also keeps system labels (`cloud.googleapis.com/location`) in the
-/// same map, and user label keys cannot contain `/`.
-fn user_labels<'a>(labels: impl IntoIterator<Item = (&'a String, &'a String)>) -> BTreeMap<String, String> {
-    labels.into_iter().filter(|(k, _)| !k.contains('/')).map(|(k, v)| (k.clone(), v.clone())).collect()
+impl RunResource<'_> {
+    fn into_workload(self) -> Workload {
+        let images: Vec<String> = self.containers.iter().map(|c| c.image.clone()).filter(|i| !i.is_empty()).collect();
+        Workload {
+            project: self.project.to_owned(),
+            function: self.function_origin(&images),
+            kind: self.kind,
+            name: self.name,
+            managed_by_functions: self.labels.get("goog-managed-by").is_some_and(|v| v == "cloudfunctions"),
+            binauthz: self.binauthz,
+            images,
+            last_modifier: self.last_modifier,
+            // User labels only: user label keys cannot contain `/`, system ones
+            // (`cloud.googleapis.com/location`) do.
+            labels: self.labels.iter().filter(|(k, _)| !k.contains('/')).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            data_updated_at: None,
+            location: self.location,
+        }
+    }
+
+    /// A Cloud Run service is a function (`gcloud run deploy --function`) only when it was
+    /// built from a function target: gcloud records the other build settings on EVERY
+    /// `--source` deploy, so they say nothing. The image is built into the repository of the
+    /// image it built, or else `cloud-run-source-deploy` in its region.
+    fn function_origin(&self, images: &[String]) -> Option<FunctionOrigin> {
+        self.function_target.filter(|t| !t.trim().is_empty())?;
+        let build_repository = self
+            .built_image
+            .into_iter()
+            .chain(images.iter().map(String::as_str))
+            .find_map(artifact_registry_repository)
+            .unwrap_or_else(|| format!("{}-docker.pkg.dev/{}/cloud-run-source-deploy", self.location, self.project));
+        Some(FunctionOrigin::RunAdmin { build_repository })
+    }
 }
 
 /// A build repository `HOST/PROJECT/REPO` from an Artifact Registry image reference, if the

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{Container, Page, images, list_response, non_empty, run_function_origin, user_labels};
+use super::{Container, Containers, Page, RunResource, list_response, non_empty};
 use crate::inventory::{BinauthzSetting, Kind, Workload};
 
 pub const BINAUTHZ_ANNOTATION: &str = "run.googleapis.com/binary-authorization";
@@ -66,10 +66,6 @@ pub struct Resource<S> {
     pub spec: S,
 }
 
-pub trait Containers {
-    fn containers(&self) -> &[Container];
-}
-
 impl Containers for ServiceSpec {
     fn containers(&self) -> &[Container] {
         &self.template.spec.containers
@@ -99,27 +95,21 @@ impl<S: Containers> Resource<S> {
             policy: (value != "default").then_some(value),
             breakglass_justification: annotation(BREAKGLASS_ANNOTATION),
         });
-        let images = images(self.spec.containers());
-        let function = run_function_origin(
-            annotation(FUNCTION_TARGET_ANNOTATION).as_deref(),
-            annotation(BUILD_IMAGE_ANNOTATION).as_deref(),
-            &images,
-            &location,
+        let (function_target, built_image) =
+            (annotation(FUNCTION_TARGET_ANNOTATION), annotation(BUILD_IMAGE_ANNOTATION));
+        Ok(RunResource {
             project,
-        );
-        Ok(Workload {
-            project: project.to_owned(),
             kind,
-            name: meta.name.clone(),
-            managed_by_functions: meta.labels.get("goog-managed-by").is_some_and(|v| v == "cloudfunctions"),
-            binauthz,
-            images,
-            last_modifier: MODIFIER_ANNOTATIONS.iter().find_map(|key| annotation(key)),
-            function,
-            labels: user_labels(&meta.labels),
-            data_updated_at: None,
             location,
-        })
+            name: meta.name.clone(),
+            labels: &meta.labels,
+            binauthz,
+            containers: self.spec.containers(),
+            last_modifier: MODIFIER_ANNOTATIONS.iter().find_map(|key| annotation(key)),
+            function_target: function_target.as_deref(),
+            built_image: built_image.as_deref(),
+        }
+        .into_workload())
     }
 }
 

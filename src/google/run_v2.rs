@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{Container, images, list_response, non_empty, run_function_origin, user_labels};
+use super::{Container, Containers, RunResource, list_response, non_empty};
 use crate::inventory::{BinauthzSetting, Kind, Workload, location_and_name};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -63,11 +63,6 @@ pub type Service = Resource<RevisionTemplate>;
 pub type Job = Resource<ExecutionTemplate>;
 pub type WorkerPool = Resource<RevisionTemplate>;
 
-/// Where a resource keeps its containers.
-pub trait Containers {
-    fn containers(&self) -> &[Container];
-}
-
 impl Containers for RevisionTemplate {
     fn containers(&self) -> &[Container] {
         &self.containers
@@ -84,28 +79,20 @@ impl<T: Containers> Resource<T> {
     pub fn into_workload(self, project: &str, kind: Kind) -> Result<Workload, String> {
         let (location, name) =
             location_and_name(&self.name).ok_or_else(|| format!("{kind} with malformed name {:?}", self.name))?;
-        let images = images(self.template.containers());
         let build = self.build_config.as_ref();
-        let function = run_function_origin(
-            build.and_then(|b| b.function_target.as_deref()),
-            build.and_then(|b| b.image_uri.as_deref()).filter(|i| !i.trim().is_empty()),
-            &images,
-            location,
+        Ok(RunResource {
             project,
-        );
-        Ok(Workload {
-            project: project.to_owned(),
-            location: location.to_owned(),
             kind,
+            location: location.to_owned(),
             name: name.to_owned(),
-            managed_by_functions: self.labels.get("goog-managed-by").is_some_and(|v| v == "cloudfunctions"),
+            labels: &self.labels,
             binauthz: self.binary_authorization.map(BinauthzSetting::from),
-            images,
+            containers: self.template.containers(),
             last_modifier: non_empty(self.last_modifier).or(non_empty(self.creator)),
-            function,
-            labels: user_labels(&self.labels),
-            data_updated_at: None,
-        })
+            function_target: build.and_then(|b| b.function_target.as_deref()),
+            built_image: build.and_then(|b| b.image_uri.as_deref()).filter(|i| !i.trim().is_empty()),
+        }
+        .into_workload())
     }
 }
 

@@ -45,6 +45,20 @@ pub fn detect(kind: Kind, item: &Value) -> Shape {
 
 /// One listed resource, in whichever shape it came, as a workload of `project`.
 pub fn workload(kind: Kind, item: Value, project: &str) -> Result<Workload, String> {
+    workload_in(kind, item, project, None)
+}
+
+/// `workload`, where the resource's region is also known from elsewhere (an asset's name):
+/// Knative resources in Asset Inventory may leave out the region label that carries it.
+pub fn workload_in(kind: Kind, mut item: Value, project: &str, location: Option<&str>) -> Result<Workload, String> {
+    if let (Shape::Knative, Some(l)) = (detect(kind, &item), location)
+        && let Some(meta) = item.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        let labels = meta.entry("labels").or_insert_with(|| Value::Object(Default::default()));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.entry(run_v1::LOCATION_LABEL).or_insert_with(|| Value::String(l.to_owned()));
+        }
+    }
     match (detect(kind, &item), kind) {
         (Shape::FunctionsV1, _) => from::<functions_v1::Function>(item)?.into_workload(project),
         (_, Kind::Function) => from::<functions_v2::Function>(item)?.into_workload(project),
