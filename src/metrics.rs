@@ -30,8 +30,14 @@ impl Default for Metrics {
     }
 }
 
-fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric")
+/// Registers `metric` in `registry` and hands it back: a clone is a handle to the same metric.
+fn register<M: Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    registry.register(Box::new(metric.clone())).expect("metric names are unique");
+    metric
+}
+
+fn gauge(name: &str, help: &str) -> IntGauge {
+    IntGauge::new(name, help).expect("a valid metric")
 }
 
 impl Metrics {
@@ -40,49 +46,26 @@ impl Metrics {
         let registry = Registry::new();
         let client = ClientMetrics::new();
         client.register(&registry);
-        let cycles = counter_vec(
-            "binauthz_audit_cycles_total",
-            "Audit cycles by result: success, incomplete, failed, or skipped (the previous cycle was still running).",
-            &["result"],
-        );
-        // Every result from the start, so the first skipped cycle is an increase, not a new series.
-        for result in ["success", "incomplete", "failed", "skipped"] {
-            cycles.with_label_values(&[result]);
-        }
-        let build_info =
-            IntGaugeVec::new(Opts::new("binauthz_build_info", "Build information; always 1."), &["version"])
-                .expect("a valid metric");
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let config_reload_successful = IntGauge::new(
-            "binauthz_config_last_reload_successful",
-            "Whether the last configuration (re)load succeeded.",
-        )
-        .expect("a valid metric");
-        let config_reload_timestamp = IntGauge::new(
-            "binauthz_config_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful configuration (re)load.",
-        )
-        .expect("a valid metric");
+        register(&registry, build_info());
         let events = EventMetrics::new();
         events.register(&registry);
-        let alertmanager_notifications = crate::alertmanager::notifications_counter();
-        for c in [
-            Box::new(alertmanager_notifications.clone()) as Box<dyn Collector>,
-            Box::new(cycles.clone()),
-            Box::new(build_info),
-            Box::new(config_reload_successful.clone()),
-            Box::new(config_reload_timestamp.clone()),
-        ] {
-            registry.register(c).expect("metric names are unique");
-        }
         Metrics {
-            registry,
             client,
-            cycles,
-            config_reload_successful,
-            config_reload_timestamp,
-            alertmanager_notifications,
+            cycles: register(&registry, cycles()),
+            config_reload_successful: register(
+                &registry,
+                gauge("binauthz_config_last_reload_successful", "Whether the last configuration (re)load succeeded."),
+            ),
+            config_reload_timestamp: register(
+                &registry,
+                gauge(
+                    "binauthz_config_last_reload_success_timestamp_seconds",
+                    "Unix time of the last successful configuration (re)load.",
+                ),
+            ),
+            alertmanager_notifications: register(&registry, crate::alertmanager::notifications_counter()),
             events,
+            registry,
         }
     }
 
@@ -98,6 +81,30 @@ impl Metrics {
         TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("encoding to memory cannot fail");
         String::from_utf8(buf).expect("the text format is UTF-8")
     }
+}
+
+/// Audit cycles by result, every result present from the start (so the first skipped cycle is
+/// an increase, not a new series).
+fn cycles() -> IntCounterVec {
+    let cycles = IntCounterVec::new(
+        Opts::new(
+            "binauthz_audit_cycles_total",
+            "Audit cycles by result: success, incomplete, failed, or skipped (the previous cycle was still running).",
+        ),
+        &["result"],
+    )
+    .expect("a valid metric");
+    for result in ["success", "incomplete", "failed", "skipped"] {
+        cycles.with_label_values(&[result]);
+    }
+    cycles
+}
+
+fn build_info() -> IntGaugeVec {
+    let build_info = IntGaugeVec::new(Opts::new("binauthz_build_info", "Build information; always 1."), &["version"])
+        .expect("a valid metric");
+    build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    build_info
 }
 
 /// The audit results' families: a function of `published` alone, so the endpoint renders

@@ -22,9 +22,6 @@ use futures_util::{Stream, StreamExt, stream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use runtime::{Counters, Runtime};
-pub use ticker::ticks;
-
 use crate::alertmanager::Alerts;
 use crate::audit::{AuditOutcome, run_cycle, run_cycle_keeping_inventories};
 use crate::clock::{Clock, SystemClock};
@@ -37,6 +34,9 @@ use crate::server::Endpoint;
 use crate::signals::Signals;
 use crate::state::Store;
 use events::{EventMode, Reaudited};
+
+pub use runtime::{Counters, Runtime};
+pub use ticker::ticks;
 
 /// How long a stopping daemon waits for open HTTP connections.
 const SERVER_DRAIN: Duration = Duration::from_secs(3);

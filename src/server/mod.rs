@@ -27,8 +27,7 @@ use bytes::Bytes;
 
 use crate::metrics::{Metrics, render_audit};
 use crate::report::Report;
-use crate::state::Published;
-use crate::state::Store;
+use crate::state::{Published, Store};
 use bodies::{PerPublished, SharedBody};
 
 pub use endpoint::Endpoint;
