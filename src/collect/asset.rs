@@ -22,6 +22,27 @@ pub const ASSET_TYPES: [&str; 6] = [
     "cloudresourcemanager.googleapis.com/Project",
 ];
 
+/// What an asset holds, for the asset types the auditor reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    Workload(Kind),
+    Policy,
+}
+
+impl Holds {
+    /// `None` for types the auditor does not read (Project assets only name projects).
+    pub fn of(asset_type: &str) -> Option<Holds> {
+        Some(match asset_type {
+            "run.googleapis.com/Service" => Holds::Workload(Kind::Service),
+            "run.googleapis.com/Job" => Holds::Workload(Kind::Job),
+            "run.googleapis.com/WorkerPool" => Holds::Workload(Kind::WorkerPool),
+            "cloudfunctions.googleapis.com/Function" => Holds::Workload(Kind::Function),
+            "binaryauthorization.googleapis.com/Policy" => Holds::Policy,
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Asset {
@@ -131,14 +152,7 @@ pub fn inventories(assets: Vec<Asset>, kinds: &[Kind]) -> Vec<ProjectInventory> 
     let mut projects: BTreeMap<String, ProjectInventory> = BTreeMap::new();
     let default_policy = || Observed::Seen(Policy::from(binauthz_v1::PolicyResource::default()));
     for asset in assets {
-        let kind = match asset.asset_type.as_str() {
-            "run.googleapis.com/Service" => Some(Kind::Service),
-            "run.googleapis.com/Job" => Some(Kind::Job),
-            "run.googleapis.com/WorkerPool" => Some(Kind::WorkerPool),
-            "cloudfunctions.googleapis.com/Function" => Some(Kind::Function),
-            "binaryauthorization.googleapis.com/Policy" => None,
-            _ => continue,
-        };
+        let Some(holds) = Holds::of(&asset.asset_type) else { continue };
         let (Some(project), Some((_, location))) = (ids.of(&asset), project_and_location(&asset.name)) else {
             continue;
         };
@@ -152,20 +166,20 @@ pub fn inventories(assets: Vec<Asset>, kinds: &[Kind]) -> Vec<ProjectInventory> 
         });
         let data = asset.resource.data.unwrap_or(Value::Null);
         let failed = |e: String| format!("asset {}: {e}", asset.name);
-        match kind {
-            None => {
+        match holds {
+            Holds::Policy => {
                 inventory.policy = match serde_json::from_value::<binauthz_v1::PolicyResource>(data) {
                     Ok(p) => Observed::Seen(p.into()),
                     Err(e) => Observed::Failed(failed(e.to_string())),
                 };
             }
-            Some(kind) if kinds.contains(&kind) => {
+            Holds::Workload(kind) if kinds.contains(&kind) => {
                 match shape::workload_in(kind, data, &project, location.as_deref()) {
                     Ok(w) => inventory.workloads.push(Workload { data_updated_at: asset.update_time, ..w }),
                     Err(e) => inventory.record_listing(kind, Observed::Failed(failed(e))),
                 }
             }
-            Some(_) => {}
+            Holds::Workload(_) => {}
         }
     }
     projects.into_values().collect()

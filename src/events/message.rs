@@ -10,6 +10,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::collect::asset::Holds;
 use crate::inventory::Kind;
 use crate::wire::wire_enum;
 
@@ -229,14 +230,11 @@ fn asset_feed(data: &[u8]) -> Result<Parsed, Ignored> {
     }
     let message: TemporalAsset = serde_json::from_slice(data).map_err(|_| Ignored::Malformed)?;
     let asset = &message.asset;
-    let kind = match asset.asset_type.as_str() {
-        "run.googleapis.com/Service" => Some(Kind::Service),
-        "run.googleapis.com/Job" => Some(Kind::Job),
-        "run.googleapis.com/WorkerPool" => Some(Kind::WorkerPool),
-        "cloudfunctions.googleapis.com/Function" => Some(Kind::Function),
-        "binaryauthorization.googleapis.com/Policy" => None,
-        "" => return Err(Ignored::Malformed),
-        _ => return Err(Ignored::UnknownMethod),
+    let kind = match Holds::of(&asset.asset_type) {
+        Some(Holds::Workload(kind)) => Some(kind),
+        Some(Holds::Policy) => None,
+        None if asset.asset_type.is_empty() => return Err(Ignored::Malformed),
+        None => return Err(Ignored::UnknownMethod),
     };
     let segments: Vec<&str> = asset.name.trim_start_matches("//").split('/').collect();
     let after = |key: &str| segments.windows(2).find(|w| w[0] == key).map(|w| w[1]).filter(|s| !s.is_empty());
