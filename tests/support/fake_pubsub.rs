@@ -26,7 +26,6 @@ pub struct Message {
 
 #[derive(Debug, Default)]
 struct Subscription {
-    topic: String,
     ack_deadline: Duration,
     /// Waiting to be pulled.
     ready: Vec<Message>,
@@ -144,10 +143,8 @@ async fn create_subscription(
         return google_error(404, "NOT_FOUND", "Subscription topic does not exist", None);
     };
     subscribers.push(name.clone());
-    w.subscriptions.insert(
-        name.clone(),
-        Subscription { topic: topic.clone(), ack_deadline: Duration::from_secs(deadline), ..Default::default() },
-    );
+    w.subscriptions
+        .insert(name.clone(), Subscription { ack_deadline: Duration::from_secs(deadline), ..Default::default() });
     axum::Json(json!({"name": name, "topic": topic, "ackDeadlineSeconds": deadline})).into_response()
 }
 
