@@ -15,15 +15,15 @@
 //! reload before the deploys start).
 
 #[path = "../tests/support/mod.rs"]
-mod support;
+pub mod support;
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::audit_log;
-use support::config::TestConfig;
-use support::fake_google::{FakeGoogle, World};
+use support::fake_google::world::{Behaviour, World};
 use support::fake_pubsub::FakePubSub;
+use support::harness::Harness;
 use support::pubsub::Admin;
 use support::resources::*;
 use support::run::{Daemon, free_port};
@@ -59,7 +59,7 @@ async fn main() {
     let latency = Duration::from_millis(env("BENCH_LATENCY_MS", if full { 100 } else { 1 }));
     let run_limit: u32 = env("BENCH_RUN_LIMIT", 60_000);
 
-    let mut world = World { page_size: 1000, ..World::default() };
+    let mut world = World::behaving(Behaviour { page_size: 1000, latency, ..Behaviour::default() });
     let ids: Vec<String> = (0..projects).map(|p| format!("org-project-{p:05}")).collect();
     for id in &ids {
         let p = world.project(id);
@@ -67,16 +67,15 @@ async fn main() {
         p.policy = Some(policy_exempting_functions(id, REGION));
         p.services = (0..per_project).map(|w| service(id, REGION, &format!("svc-{w:03}"))).collect();
     }
-    world.latency = latency;
-    let fake = FakeGoogle::start(world).await;
+    let h = Harness::start(world).await;
     let pubsub = FakePubSub::start().await;
     pubsub.with(|w| w.long_poll = Duration::from_secs(5));
     let admin = Admin::new(&pubsub.base_url);
     let subscription = admin.topic_and_subscription("host", "audit", "auditor", 60).await;
 
-    let dir = tempfile::tempdir().unwrap();
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let base = TestConfig::gcp(dir.path(), &fake, &id_refs)
+    let base = h
+        .config(&id_refs)
         .set("gcp.request_timeout", "30s")
         .set("gcp.concurrency", 64)
         .set("gcp.rate_limits.run", 1_000_000)
@@ -85,8 +84,7 @@ async fn main() {
         .set("schedule.cron", "0 0 1 1 *");
 
     // Memory without events: the cycle drops each inventory once evaluated.
-    let plain =
-        base.clone().set("server.listen", format!("127.0.0.1:{}", free_port())).write(&dir.path().join("plain.toml"));
+    let plain = h.write(&base.clone().set("server.listen", format!("127.0.0.1:{}", free_port())), "plain.toml");
     let daemon = Daemon::start(&plain).await;
     daemon.wait_for_cycles(1).await;
     let plain_mib = vm_hwm_mib(daemon.child.id().unwrap());
@@ -96,7 +94,7 @@ async fn main() {
         .set("server.listen", format!("127.0.0.1:{}", free_port()))
         .set("gcp.endpoints.pubsub", pubsub.base_url.as_str())
         .set("events.subscription", subscription.as_str());
-    let config = events.clone().write(&dir.path().join("events.toml"));
+    let config = h.write(&events, "events.toml");
     let daemon = Daemon::start(&config).await;
     let started = Instant::now();
     daemon.wait_for_cycles(1).await;
@@ -121,7 +119,7 @@ async fn main() {
         tick.tick().await;
         let (project, name) = (&ids[i % projects], format!("svc-{:03}", (i / projects) % per_project));
         let protected = (i / (projects * per_project)) % 2 == 1;
-        fake.with(|w| {
+        h.fake.estate(|w| {
             let s = service(project, REGION, &name);
             let s = if protected { s } else { set(s, "/binaryAuthorization", Value::Null) };
             let services = &mut w.project(project).services;

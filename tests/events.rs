@@ -323,8 +323,9 @@ async fn a_reload_keeps_event_mode_going_without_waiting_for_a_cycle() {
     let e = start(10, |c| c).await;
     e.daemon.send(binauthz_auditor::daemon::Event::Reload).await;
     e.until("binauthz_config_last_reload_successful", 1.0).await;
-    e.fake
-        .with(|w| w.project("p2").services[0] = set(service("p2", REGION, "api"), "/binaryAuthorization", Value::Null));
+    e.h.fake.estate(|w| {
+        w.project("p2").services[0] = set(service("p2", REGION, "api"), "/binaryAuthorization", Value::Null)
+    });
     let id = e.publish(&audit_log::run_v1_service("ReplaceService", "p2", REGION, "api")).await;
     let metrics = e.until(&compliant("p2", "service", "api"), 0.0).await;
     assert_eq!(cycles(&metrics), 1);
