@@ -69,7 +69,7 @@ async fn basic_auth_guards_every_endpoint() {
 async fn a_bad_web_config_is_named_by_check_config() {
     let dir = tempfile::tempdir().unwrap();
     let config =
-        snapshot_config(dir.path(), 9464, "tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n");
+        snapshot_config(dir.path(), 10293, "tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n");
     let out = run_cli(&["check-config", "--config", config.to_str().unwrap()]).await;
     assert_eq!(out.status.code(), Some(78));
     let stderr = String::from_utf8(out.stderr).unwrap();

@@ -259,7 +259,7 @@ mod tests {
         assert_eq!(c.scope.kinds, Kind::ALL.to_vec());
         assert_eq!(c.gcp.concurrency, 16);
         assert_eq!(c.gcp.request_timeout, Duration::from_secs(30));
-        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:10293");
         assert_eq!(c.gcp.endpoints.run, "https://run.googleapis.com");
         assert!(c.run_on_start);
         assert_eq!(c.schedule.to_string(), DEFAULT_CRON);

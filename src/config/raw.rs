@@ -157,7 +157,7 @@ pub(super) struct RawServer {
 impl Default for RawServer {
     fn default() -> Self {
         RawServer {
-            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 10293)),
             web_config: None,
             max_connections: None,
             header_read_timeout: None,
