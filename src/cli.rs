@@ -117,7 +117,8 @@ async fn audit(path: &std::path::Path, format: Format, fail_on_findings: bool) -
         }
     };
     let outcome = run_cycle(&source, &config.rules, &config.scope, config.gcp.concurrency).await;
-    let published = Published::default().merge(outcome, unix_now(), &config.suppressions);
+    let mut published = Published::default().merge(outcome, unix_now(), &config.suppressions);
+    published.metrics = config.metrics.clone();
     let report = Report::from_published(&published);
     // Streamed, not built in memory first: at 100k workloads the report is tens of MiB. A
     // closed pipe (`| head`) is the reader's choice, not an error worth a panic.

@@ -7,6 +7,7 @@ use std::io;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+use crate::config::ResourceLabel;
 use crate::evaluate::{AllowlistEntry, AllowlistStatus, Compliance, Finding, ResourceVerdict, Violation};
 use crate::inventory::{Api, Kind, Policy};
 use crate::state::Published;
@@ -24,6 +25,9 @@ pub struct Report<'a> {
     pub projects: Vec<ProjectReport<'a>>,
     pub resources: Vec<ResourceReport<'a>>,
     pub suppressions: Vec<SuppressionReport<'a>>,
+    /// `[metrics] resource_labels`: the labels the table shows (the JSON has them all).
+    #[serde(skip)]
+    pub table_labels: &'a [ResourceLabel],
 }
 
 #[derive(Debug, Serialize)]
@@ -178,6 +182,7 @@ impl<'a> Report<'a> {
                     state: if s.active { "active" } else { "expired" },
                 })
                 .collect(),
+            table_labels: &published.metrics.resource_labels,
         }
     }
 
@@ -235,6 +240,14 @@ impl<'a> Report<'a> {
             }
             if let Some(why) = &r.unknown_reason {
                 writeln!(out, "    unknown: {why}")?;
+            }
+            let labels: Vec<String> = self
+                .table_labels
+                .iter()
+                .filter_map(|l| r.labels.get(&l.key).map(|v| format!("{}={v:?}", l.key)))
+                .collect();
+            if !labels.is_empty() {
+                writeln!(out, "    labels: {}", labels.join(" "))?;
             }
         }
         Ok(())
@@ -354,5 +367,22 @@ mod tests {
         assert!(table.starts_with("PROJECT"));
         assert_eq!(table.matches("svc").count(), 2);
         assert!(table.contains("2 resources: 2 compliant"), "{table}");
+        assert!(!table.contains("labels:"), "no resource_labels, no labels line:\n{table}");
+    }
+
+    #[test]
+    fn the_table_shows_the_allow_listed_labels() {
+        let mut verdict = verdict("a", true, 2);
+        verdict.resources[0].labels =
+            [("team".to_string(), "pay ments".to_string()), ("x".into(), "hidden".into())].into();
+        let mut state = published(vec![verdict]);
+        state.metrics.resource_labels = vec![ResourceLabel { key: "team".into(), name: "label_team".into() }];
+        let report = Report::from_published(&state);
+        let table = report.to_table();
+        assert_eq!(table.matches("    labels: team=\"pay ments\"\n").count(), 1, "{table}");
+        assert!(!table.contains("hidden"), "{table}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["resources"][0]["labels"]["x"], "hidden", "the JSON keeps every label");
+        assert!(json.get("table_labels").is_none());
     }
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use chrono::DateTime;
 
 use crate::audit::AuditOutcome;
+use crate::config::MetricsConfig;
 use crate::evaluate::{ProjectVerdict, ResourceVerdict, Violation};
 use crate::suppress::{Suppression, Suppressions};
 
@@ -69,6 +70,9 @@ pub struct Published {
     /// Unix time of the last cycle, whatever its result; `None` before the first.
     pub generated_at: Option<f64>,
     pub suppressions: Vec<SuppressionState>,
+    /// `[metrics]` when the results were published: which series `/metrics` shows of them
+    /// (a reload applies from the next cycle on, like suppressions).
+    pub metrics: MetricsConfig,
 }
 
 impl Published {
@@ -101,6 +105,7 @@ impl Published {
             last_duration: Some(outcome.duration.as_secs_f64()),
             generated_at: Some(now),
             suppressions: suppression_states(suppressions, at),
+            metrics: self.metrics.clone(),
         }
     }
 

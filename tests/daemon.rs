@@ -103,6 +103,60 @@ async fn metrics_describe_every_workload_and_pass_promtool() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_labels_and_per_project_counts_are_exported_as_configured() {
+    let mut world = World::default();
+    seed(&mut world, "shop-prod");
+    let p = world.project("shop-prod");
+    p.services[1] = set(p.services[1].clone(), "/labels", json!({"team": "pay-ments", "owner": "a\"b", "tier": "1"}));
+    let fake = FakeGoogle::start(world).await;
+    let dir = tempfile::tempdir().unwrap();
+    let labelled = format!("{}\n[metrics]\nresource_labels = [\"team\", \"owner\"]\n", in_process(true));
+    let config = gcp_config(dir.path(), &fake, &["shop-prod"], "", &labelled);
+    let daemon = InProcess::start(&config).await;
+    let metrics = daemon.wait_for_cycles(1).await;
+    promtool_check_metrics(&metrics);
+    let open = r#"binauthz_resource_labels{project="shop-prod",location="us-central1",kind="service",name="open",label_owner="a\"b",label_team="pay-ments"} 1"#;
+    assert!(metrics.lines().any(|l| l == open), "{metrics}");
+    assert!(!metrics.contains("label_tier"), "only allow-listed keys");
+    assert_eq!(
+        sample(
+            &metrics,
+            &series(
+                "binauthz_project_resources",
+                &[("project", "shop-prod"), ("kind", "service"), ("status", "non_compliant")]
+            )
+        ),
+        Some(1.0)
+    );
+    daemon.shutdown().await.unwrap();
+
+    // per_workload = false: the per-project counts and project series only.
+    let lean = format!("{}\n[metrics]\nper_workload = false\n", in_process(true));
+    let config = gcp_config(dir.path(), &fake, &["shop-prod"], "", &lean);
+    let daemon = InProcess::start(&config).await;
+    let metrics = daemon.wait_for_cycles(1).await;
+    promtool_check_metrics(&metrics);
+    assert!(!metrics.contains("binauthz_resource_"), "no per-workload series:\n{metrics}");
+    for expected in [
+        series("binauthz_project_resources", &[("project", "shop-prod"), ("kind", "service"), ("status", "compliant")]),
+        series(
+            "binauthz_project_resources",
+            &[("project", "shop-prod"), ("kind", "service"), ("status", "non_compliant")],
+        ),
+        series(
+            "binauthz_project_violations",
+            &[("project", "shop-prod"), ("kind", "service"), ("reason", "binauthz_disabled"), ("suppressed", "false")],
+        ),
+    ] {
+        assert_eq!(sample(&metrics, &expected), Some(1.0), "{expected} in\n{metrics}");
+    }
+    assert_eq!(sample(&metrics, &series("binauthz_project_up", &[("project", "shop-prod")])), Some(1.0));
+    // The report is per workload whatever /metrics shows.
+    assert!(daemon.report().await["resources"].as_array().unwrap().iter().any(|r| r["name"] == "open"));
+    daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_workload_loses_its_old_series_on_the_next_cycle() {
     let mut world = World::default();
     seed(&mut world, "shop-prod");

@@ -34,6 +34,7 @@ pub struct Config {
     pub alertmanager: Option<Alertmanager>,
     /// Near-real-time re-audits from Pub/Sub; `None`: the schedule alone.
     pub events: Option<Events>,
+    pub metrics: MetricsConfig,
 }
 
 /// `[events]`: which Pub/Sub subscription announces changes, and in which form.
@@ -42,6 +43,31 @@ pub struct Events {
     /// `projects/P/subscriptions/S`.
     pub subscription: String,
     pub feed: Feed,
+}
+
+/// `[metrics]`: which audit series `/metrics` exports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// One series per workload (`binauthz_resource_*`); `false` leaves the per-project counts
+    /// (`binauthz_project_resources`, `binauthz_project_violations`) and the project series.
+    pub per_workload: bool,
+    /// Cloud Run label keys exported on `binauthz_resource_labels`, each with its Prometheus
+    /// label name (`team` -> `label_team`).
+    pub resource_labels: Vec<ResourceLabel>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { per_workload: true, resource_labels: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceLabel {
+    /// The Cloud Run label key, as on the resource.
+    pub key: String,
+    /// `label_` + the key with every character Prometheus does not allow replaced by `_`.
+    pub name: String,
 }
 
 /// Direct push of violations to Alertmanager (`POST /api/v2/alerts`).
@@ -239,6 +265,7 @@ impl Config {
             suppressions: Suppressions(raw.suppressions),
             alertmanager: raw.alertmanager.map(|am| am.resolve(&ctx)).transpose()?,
             events: raw.events.map(|e| e.resolve(&ctx, &source)).transpose()?,
+            metrics: raw.metrics.resolve(&ctx)?,
             source,
         })
     }
@@ -341,6 +368,35 @@ mod tests {
         let both = "[scope]\nprojects=[\"p\"]\n[alertmanager]\nurls = [\"http://am\"]\nbearer_token_file = \"t\"\nbasic_auth_username = \"u\"\nbasic_auth_password_file = \"p\"\n";
         let err = parse(both).unwrap_err();
         assert!(err.starts_with("/etc/b/config.toml:5:21: ") && err.contains("exclude each other"), "{err}");
+    }
+
+    #[test]
+    fn metrics_resource_labels_get_prometheus_names() {
+        let c = parse("[scope]\nprojects=[\"p\"]\n").unwrap();
+        assert_eq!(c.metrics, MetricsConfig::default());
+        assert!(c.metrics.per_workload);
+        let c = parse("[scope]\nprojects=[\"p\"]\n[metrics]\nresource_labels = [\"team\", \"cost-center\", \"team\", \"équipe\"]\n")
+            .unwrap();
+        let names: Vec<(&str, &str)> =
+            c.metrics.resource_labels.iter().map(|l| (l.key.as_str(), l.name.as_str())).collect();
+        assert_eq!(names, [("équipe", "label__quipe"), ("cost-center", "label_cost_center"), ("team", "label_team")]);
+    }
+
+    #[test]
+    fn metrics_labels_that_cannot_be_exported_are_refused() {
+        let base = "[scope]\nprojects=[\"p\"]\n[metrics]\n";
+        let err = parse(&format!("{base}resource_labels = [\"cost-center\", \"cost_center\"]\n")).unwrap_err();
+        assert!(
+            err.starts_with("/etc/b/config.toml:4:35: ") && err.contains("both be exported as label_cost_center"),
+            "{err}"
+        );
+        let err = parse(&format!("{base}resource_labels = [\"\"]\n")).unwrap_err();
+        assert!(err.contains("not a Cloud Run label key"), "{err}");
+        let err = parse(&format!("{base}per_workload = false\nresource_labels = [\"team\"]\n")).unwrap_err();
+        assert!(err.starts_with("/etc/b/config.toml:5:20: ") && err.contains("per_workload = false"), "{err}");
+        let c = parse(&format!("{base}per_workload = false\n")).unwrap();
+        assert!(!c.metrics.per_workload);
+        assert!(parse(&format!("{base}per_workloads = false\n")).unwrap_err().contains("per_workloads"));
     }
 
     #[test]

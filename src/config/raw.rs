@@ -28,6 +28,7 @@ pub(super) struct RawConfig {
     pub suppressions: Vec<Suppression>,
     pub alertmanager: Option<RawAlertmanager>,
     pub events: Option<RawEvents>,
+    pub metrics: RawMetrics,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +41,19 @@ pub(super) struct RawEvents {
 
 fn audit_log() -> Feed {
     Feed::AuditLog
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawMetrics {
+    pub per_workload: Spanned<bool>,
+    pub resource_labels: Vec<Spanned<String>>,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics { per_workload: Spanned::new(0..0, true), resource_labels: Vec::new() }
+    }
 }
 
 #[derive(Deserialize)]

@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawAlertmanager, RawEndpoints, RawEvents, RawGcp, RawScope, RawServer, RawSource};
-use super::{Alertmanager, ConfigError, Endpoints, Events, Gcp, Scope, Server, ServerLimits, Source};
+use super::raw::{RawAlertmanager, RawEndpoints, RawEvents, RawGcp, RawMetrics, RawScope, RawServer, RawSource};
+use super::{
+    Alertmanager, ConfigError, Endpoints, Events, Gcp, MetricsConfig, ResourceLabel, Scope, Server, ServerLimits,
+    Source,
+};
 use crate::collect::auth;
 use crate::inventory::Kind;
 
@@ -306,6 +309,49 @@ fn valid_pubsub_name(name: &str) -> bool {
     (3..=255).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~+%".contains(c))
+}
+
+impl RawMetrics {
+    /// Each label key becomes one Prometheus label name; two keys that would share a name,
+    /// or labels with no per-workload series to ride on, are refused.
+    pub(super) fn resolve(self, ctx: &Ctx) -> Result<MetricsConfig, ConfigError> {
+        let mut resource_labels: Vec<ResourceLabel> = Vec::new();
+        for key in &self.resource_labels {
+            let k = key.get_ref();
+            // Google's rule for label keys: 1 to 63 characters.
+            if k.is_empty() || k.chars().count() > 63 || k.chars().any(char::is_control) {
+                let msg = format!("metrics.resource_labels: {k:?} is not a Cloud Run label key (1 to 63 characters)");
+                return Err(ctx.at(key.span(), msg));
+            }
+            if !*self.per_workload.get_ref() {
+                return Err(ctx.at(
+                    key.span(),
+                    "metrics.resource_labels labels per-workload series, which metrics.per_workload = false turns off; remove one of them",
+                ));
+            }
+            let name = prometheus_label_name(k);
+            match resource_labels.iter().find(|l| l.name == name) {
+                Some(same) if same.key == *k => {}
+                Some(same) => {
+                    let msg = format!(
+                        "metrics.resource_labels: {k:?} and {:?} would both be exported as {name}; keep one",
+                        same.key
+                    );
+                    return Err(ctx.at(key.span(), msg));
+                }
+                None => resource_labels.push(ResourceLabel { key: k.clone(), name }),
+            }
+        }
+        resource_labels.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(MetricsConfig { per_workload: self.per_workload.into_inner(), resource_labels })
+    }
+}
+
+/// `label_` + `key` with every character outside `[a-zA-Z0-9_]` replaced by `_`, as
+/// kube-state-metrics names Kubernetes labels (the prefix keeps names off the reserved `__`).
+fn prometheus_label_name(key: &str) -> String {
+    let sanitised: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    format!("label_{sanitised}")
 }
 
 const BASIC_AUTH_PAIR: &str = "alertmanager.basic_auth_username and basic_auth_password_file go together";

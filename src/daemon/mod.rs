@@ -193,7 +193,8 @@ impl<C: Clock + Clone> Daemon<C> {
         if let (Some(events), Some(inventories)) = (&mut self.events, inventories) {
             events.cycle_finished(&mut outcome, inventories, &before, &config.rules);
         }
-        let published = before.merge(outcome, self.clock.unix_now(), &config.suppressions);
+        let mut published = before.merge(outcome, self.clock.unix_now(), &config.suppressions);
+        published.metrics = config.metrics.clone();
         let status = status::log_cycle(&published);
         let result = status::result(&published);
         self.store.store(published);
