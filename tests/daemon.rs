@@ -34,7 +34,7 @@ fn resource_series(name: &str, project: &str, kind: &str, resource: &str) -> Str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_describe_every_workload_and_pass_promtool() {
+async fn metrics_describe_every_workload_pass_promtool_and_come_gzipped_on_request() {
     let mut world = World::default();
     seed(&mut world, "shop-prod");
     let h = Harness::start(world).await;
@@ -45,6 +45,35 @@ async fn metrics_describe_every_workload_and_pass_promtool() {
     let content_type = daemon.get("/metrics").await.unwrap().headers()["content-type"].to_str().unwrap().to_owned();
     assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
     promtool_check_metrics(&metrics);
+    assert!(metrics.contains("process_resident_memory_bytes "), "process_* metrics:\n{metrics}");
+    assert!(metrics.contains("process_open_fds "));
+
+    // gzip, for clients that ask for it (Prometheus does), of the same bodies.
+    let http = reqwest::Client::new();
+    for (path, accept) in [("/metrics", "gzip"), ("/report", "deflate, gzip;q=0.8")] {
+        let url = format!("{}{path}", daemon.url);
+        let plain = http.get(&url).send().await.unwrap();
+        assert_eq!(plain.headers().get("content-encoding"), None, "{path}: no Accept-Encoding, no gzip");
+        assert_eq!(plain.headers()["vary"], "Accept-Encoding");
+        let plain = plain.text().await.unwrap();
+        let refused = http.get(&url).header("accept-encoding", "gzip;q=0, identity").send().await.unwrap();
+        assert_eq!(refused.headers().get("content-encoding"), None, "{path}: gzip;q=0 refuses gzip");
+
+        let zipped = http.get(&url).header("accept-encoding", accept).send().await.unwrap();
+        assert_eq!(zipped.headers()["content-encoding"], "gzip", "{path}");
+        assert_eq!(zipped.headers()["vary"], "Accept-Encoding");
+        let length: usize = zipped.headers()["content-length"].to_str().unwrap().parse().unwrap();
+        let bytes = zipped.bytes().await.unwrap();
+        assert_eq!(bytes.len(), length);
+        assert!(bytes.len() < plain.len(), "{path}: {} bytes gzipped, {} plain", bytes.len(), plain.len());
+        let mut text = String::new();
+        let mut decoder = flate2::bufread::GzDecoder::new(&bytes[..]);
+        std::io::Read::read_to_string(&mut decoder, &mut text).expect("valid gzip");
+        assert!(decoder.into_inner().is_empty(), "{path}: one gzip member");
+        // The process's own gauges move between two requests; everything else is the same.
+        let stable = |t: &str| t.lines().filter(|l| !l.starts_with("process_")).collect::<Vec<_>>().join("\n");
+        assert_eq!(stable(&text), stable(&plain), "{path}");
+    }
     let p = "shop-prod";
     assert_eq!(sample(&metrics, &resource_series("binauthz_resource_compliant", p, "service", "web")), Some(1.0));
     assert_eq!(sample(&metrics, &resource_series("binauthz_resource_compliant", p, "service", "open")), Some(0.0));

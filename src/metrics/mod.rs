@@ -5,6 +5,7 @@
 mod audit;
 
 use prometheus::core::Collector;
+use prometheus::process_collector::ProcessCollector;
 use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::collect::client::ClientMetrics;
@@ -37,7 +38,7 @@ fn gauge(name: &str, help: &str) -> IntGauge {
 }
 
 impl Metrics {
-    /// The daemon's registry: the collection counters, cycles, reloads, pushes, build info.
+    /// The daemon's registry: the process, the collection counters, cycles, reloads, pushes, build info.
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let client = ClientMetrics::new();
@@ -45,6 +46,9 @@ impl Metrics {
         register(&registry, build_info());
         let events = EventMetrics::new();
         events.register(&registry);
+        // process_* (CPU, resident memory, descriptors, start time, threads), read from
+        // /proc at each scrape: restarts, leaks and descriptor exhaustion become visible.
+        registry.register(Box::new(ProcessCollector::for_self())).expect("metric names are unique");
         Metrics {
             client,
             cycles: register(&registry, cycles()),

@@ -18,20 +18,29 @@ use crate::state::Published;
 /// copies (non-vectored writes), it copies one slice at a time into a bounded buffer.
 const SLICE: usize = 64 * 1024;
 
-/// One rendering per published state.
-#[derive(Default)]
-pub struct PerPublished {
-    slot: Mutex<Option<Rendering>>,
+/// One rendering per published state (a body, or its compressed form).
+pub struct PerPublished<T = Bytes> {
+    slot: Mutex<Option<Rendering<T>>>,
+}
+
+impl<T> Default for PerPublished<T> {
+    fn default() -> Self {
+        PerPublished { slot: Mutex::new(None) }
+    }
 }
 
 /// The state is named by its allocation: the `Weak` keeps that address from being reused
 /// while it is held, and unlike an `Arc` it does not keep an old state's data alive.
-type Rendering = (Weak<Published>, Arc<OnceCell<Bytes>>);
+type Rendering<T> = (Weak<Published>, Arc<OnceCell<T>>);
 
-impl PerPublished {
-    /// The body for `published`, rendered by the first request that asks (concurrent ones
-    /// wait for that rendering instead of starting their own).
-    pub async fn get(&self, published: &Arc<Published>, render: fn(&Published) -> Vec<u8>) -> Bytes {
+impl<T: Clone + Send + Sync + 'static> PerPublished<T> {
+    /// What `render` makes of `published`, made by the first request that asks (concurrent
+    /// ones wait for it instead of starting their own); `None` if rendering failed.
+    pub async fn get(
+        &self,
+        published: &Arc<Published>,
+        render: impl FnOnce(&Published) -> T + Send + 'static,
+    ) -> Option<T> {
         let cell = {
             let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
             match &*slot {
@@ -47,15 +56,15 @@ impl PerPublished {
             .get_or_try_init(|| {
                 let published = Arc::clone(published);
                 // Rendering 100k workloads takes a while: keep it off the async workers.
-                tokio::task::spawn_blocking(move || Bytes::from(render(&published)))
+                tokio::task::spawn_blocking(move || render(&published))
             })
             .await;
         match rendered {
-            Ok(body) => body.clone(),
+            Ok(rendered) => Some(rendered.clone()),
             Err(e) => {
                 // Not cached: the next request tries again.
                 tracing::error!(error = %e, "rendering a response body failed");
-                Bytes::new()
+                None
             }
         }
     }
@@ -108,14 +117,14 @@ mod tests {
     #[tokio::test]
     async fn one_rendering_per_published_state() {
         static RENDERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        fn render(_: &Published) -> Vec<u8> {
+        fn render(_: &Published) -> Bytes {
             RENDERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            vec![b'x'; 3 * SLICE + 1]
+            Bytes::from(vec![b'x'; 3 * SLICE + 1])
         }
         let cache = PerPublished::default();
         let first = Arc::new(Published::default());
-        let a = cache.get(&first, render).await;
-        let b = cache.get(&first, render).await;
+        let a = cache.get(&first, render).await.unwrap();
+        let b = cache.get(&first, render).await.unwrap();
         assert_eq!(a.as_ptr(), b.as_ptr(), "the same buffer, shared");
         assert_eq!(RENDERS.load(std::sync::atomic::Ordering::SeqCst), 1);
         let second = Arc::new(Published::default());

@@ -11,6 +11,7 @@ mod bodies;
 mod connection;
 pub mod endpoint;
 mod fds;
+mod gzip;
 mod listener;
 pub mod tls;
 pub mod web_config;
@@ -20,7 +21,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
@@ -36,8 +38,27 @@ pub use endpoint::Endpoint;
 pub struct AppState {
     metrics: Arc<Metrics>,
     state: Arc<Store>,
-    metrics_bodies: Arc<PerPublished>,
-    report_bodies: Arc<PerPublished>,
+    metrics_bodies: Arc<Bodies>,
+    report_bodies: Arc<Bodies>,
+}
+
+/// A body rendered once per published cycle, plain and (once a client asks) compressed.
+#[derive(Default)]
+struct Bodies {
+    plain: PerPublished,
+    gzip: PerPublished<gzip::Part>,
+}
+
+impl Bodies {
+    async fn plain(&self, published: &Arc<Published>, render: fn(&Published) -> Vec<u8>) -> Bytes {
+        self.plain.get(published, move |p| Bytes::from(render(p))).await.unwrap_or_default()
+    }
+
+    /// The compressed body; the plain one is rendered first if no one asked for it yet.
+    async fn gzip(&self, published: &Arc<Published>, render: fn(&Published) -> Vec<u8>) -> Option<gzip::Part> {
+        let plain = self.plain(published, render).await;
+        self.gzip.get(published, move |_| gzip::Part::last(&plain)).await
+    }
 }
 
 impl AppState {
@@ -69,25 +90,53 @@ async fn landing() -> Html<&'static str> {
     ))
 }
 
+const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// The process's counters, rendered now, then the audit results, rendered once per cycle.
-async fn metrics(State(app): State<AppState>) -> Response {
+async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
     // Counters first: a cycle is counted only once its results are published, so results
     // loaded after the counters are at least as new as the cycle count says.
-    let process = Bytes::from(app.metrics.render_counters());
+    let process = app.metrics.render_counters();
     let published = app.state.load();
-    let audit = app.metrics_bodies.get(&published, |p| render_audit(p).into_bytes()).await;
-    shared_response("text/plain; version=0.0.4; charset=utf-8", [process, audit])
+    if gzip::accepted(&headers)
+        && let Some(audit) = app.metrics_bodies.gzip(&published, render_audit_bytes).await
+    {
+        let counters = gzip::Part::leading(process.as_bytes());
+        return shared_response(METRICS_TYPE, Some("gzip"), gzip::body(&[&counters, &audit]));
+    }
+    let audit = app.metrics_bodies.plain(&published, render_audit_bytes).await;
+    shared_response(METRICS_TYPE, None, [Bytes::from(process), audit])
 }
 
-async fn report(State(app): State<AppState>) -> Response {
+fn render_audit_bytes(published: &Published) -> Vec<u8> {
+    render_audit(published).into_bytes()
+}
+
+async fn report(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let published = app.state.load();
-    shared_response("application/json", [app.report_bodies.get(&published, render_report).await])
+    if gzip::accepted(&headers)
+        && let Some(report) = app.report_bodies.gzip(&published, render_report).await
+    {
+        return shared_response("application/json", Some("gzip"), gzip::body(&[&report]));
+    }
+    shared_response("application/json", None, [app.report_bodies.plain(&published, render_report).await])
 }
 
 fn render_report(published: &Published) -> Vec<u8> {
     serde_json::to_vec_pretty(&Report::from_published(published)).unwrap_or_default()
 }
 
-fn shared_response<const N: usize>(content_type: &'static str, parts: [Bytes; N]) -> Response {
-    ([(CONTENT_TYPE, content_type)], Body::new(SharedBody::new(parts))).into_response()
+/// `Vary: Accept-Encoding` on both forms: a cache must not hand gzip to a client that did
+/// not ask for it, nor plain text to every client after one that did not.
+fn shared_response<const N: usize>(
+    content_type: &'static str,
+    encoding: Option<&'static str>,
+    parts: [Bytes; N],
+) -> Response {
+    let mut response =
+        ([(CONTENT_TYPE, content_type), (VARY, "Accept-Encoding")], Body::new(SharedBody::new(parts))).into_response();
+    if let Some(encoding) = encoding {
+        response.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static(encoding));
+    }
+    response
 }
