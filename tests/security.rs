@@ -896,3 +896,61 @@ async fn attack_run() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_config_headers_and_rate_limit_reach_every_response_and_follow_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let hash = bcrypt::hash("scrape-me", 4).unwrap();
+    let web = |frame: &str, limit: &str| {
+        format!(
+            "http_server_config:\n  headers:\n    X-Frame-Options: {frame}\n    Content-Security-Policy: \"default-src 'none'\"\nbasic_auth_users:\n  prometheus: '{hash}'\n{limit}"
+        )
+    };
+    let config = demo_config(dir.path(), port, &web("deny", "rate_limit:\n  interval: 1h\n  burst: 4\n"), "");
+    // Starting polls /healthz until it answers: one token of the four.
+    let daemon = Daemon::start(&config).await;
+    let http = support::run::http_client();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+
+    let anonymous = http.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()["x-frame-options"], "deny", "refusals carry the headers too");
+    let scrape = http.get(&url).basic_auth("prometheus", Some("scrape-me")).send().await.unwrap();
+    assert_eq!(scrape.status(), 200);
+    assert_eq!(scrape.headers()["x-frame-options"], "deny");
+    assert_eq!(scrape.headers()["content-security-policy"], "default-src 'none'");
+    assert_eq!(scrape.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8", "not overridable");
+    assert_eq!(http.get(&url).basic_auth("prometheus", Some("scrape-me")).send().await.unwrap().status(), 200);
+    // The bucket is empty: the next request is refused before its password is checked.
+    let limited = http.get(&url).basic_auth("prometheus", Some("scrape-me")).send().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["retry-after"], "3600");
+    assert_eq!(limited.headers()["x-frame-options"], "deny");
+
+    // A reload applies new headers and lifts the limit in place.
+    std::fs::write(dir.path().join("web.yml"), web("sameorigin", "")).unwrap();
+    daemon.signal("HUP");
+    until("the reloaded headers", async || {
+        http.get(&url).send().await.is_ok_and(|r| r.headers()["x-frame-options"] == "sameorigin")
+    })
+    .await;
+    for _ in 0..10 {
+        let r = http.get(&url).basic_auth("prometheus", Some("scrape-me")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "no limit after the reload");
+    }
+
+    // A header exporter-toolkit does not allow is refused: the reload fails, visibly.
+    std::fs::write(dir.path().join("web.yml"), "http_server_config:\n  headers:\n    Content-Type: text/html\n")
+        .unwrap();
+    daemon.signal("HUP");
+    until("the failed reload", async || {
+        let metrics = http.get(&url).basic_auth("prometheus", Some("scrape-me")).send().await.unwrap();
+        sample(&metrics.text().await.unwrap(), "binauthz_config_last_reload_successful") == Some(0.0)
+    })
+    .await;
+    let out = run_cli(&["check-config", "--config", config.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("web.yml: http_server_config.headers: \"Content-Type\" can not be configured"), "{stderr}");
+}

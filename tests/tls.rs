@@ -106,3 +106,32 @@ async fn sighup_rotates_the_server_certificate() {
     assert!(trusts_new.get(&url).send().await.is_ok());
     assert!(https_client(&old, false).get(&url).send().await.is_err(), "the old certificate is retired");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_allowed_sans_pick_which_verified_clients_get_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let port = free_port();
+    let web = |sans: &str| {
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  client_allowed_sans: [{sans}]\n"
+        )
+    };
+    // The test client certificate's SAN is `prometheus`.
+    let config = snapshot_config(dir.path(), port, &web("grafana, prometheus"));
+    let with_cert = https_client(&pki, true);
+    let daemon = start(&config, port, &with_cert).await;
+    let url = format!("https://127.0.0.1:{port}/healthz");
+    assert_eq!(with_cert.get(&url).send().await.unwrap().status(), 200);
+    assert!(https_client(&pki, false).get(&url).send().await.is_err(), "no certificate, no SAN");
+
+    std::fs::write(dir.path().join("web.yml"), web("grafana")).unwrap();
+    let pid = daemon.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-s", "HUP", &pid]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Fresh clients: a pooled connection would keep the session it was admitted with.
+    while https_client(&pki, true).get(&url).send().await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "a certificate without a listed SAN still gets in after SIGHUP");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

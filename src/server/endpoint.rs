@@ -1,7 +1,8 @@
 //! The endpoint as the daemon sees it: started once, re-applied on every reload, stopped at
 //! the end. A reload that changes what a connection is held to (address, TLS or not, client
 //! certificates, HTTP/2, limits) starts a new accept loop and closes the old connections once
-//! their request in flight is answered; a certificate rotation or new users apply in place.
+//! their request in flight is answered; a certificate rotation, new users, response headers
+//! or rate limit apply in place.
 //! When the new settings cannot be served (the address cannot be bound), nothing changes and
 //! the reload fails.
 
@@ -20,12 +21,13 @@ use crate::server::fds;
 use crate::server::listener::Serving;
 use crate::server::tls::TlsSwitch;
 use crate::server::web_config::{TlsPolicy, WebConfig};
-use crate::server::{AppState, router};
+use crate::server::{AppState, HttpRules, router};
 use crate::state::Store;
 
 pub struct Endpoint {
     app: axum::Router,
     auth: Arc<BasicAuth>,
+    rules: Arc<HttpRules>,
     listener: Arc<TcpListener>,
     fd_limit: Option<u64>,
     settings: Settings,
@@ -64,9 +66,11 @@ impl Endpoint {
         let listener = Arc::new(bind(settings.listen).await?);
         let auth = Arc::new(BasicAuth::start());
         auth.set_users(web.users.clone());
-        let app = router(AppState::new(metrics, state), Arc::clone(&auth));
+        let rules = Arc::new(HttpRules::default());
+        rules.set(web);
+        let app = router(AppState::new(metrics, state), Arc::clone(&auth), Arc::clone(&rules));
         let serving = Serving::start(Arc::clone(&listener), shared(&app, web, &settings), settings.cap);
-        let endpoint = Endpoint { app, auth, listener, fd_limit, settings, serving };
+        let endpoint = Endpoint { app, auth, rules, listener, fd_limit, settings, serving };
         endpoint.explain(config, fd_limit);
         Ok(endpoint)
     }
@@ -79,6 +83,7 @@ impl Endpoint {
                 switch.store(Arc::clone(tls));
             }
             self.auth.set_users(web.users.clone());
+            self.rules.set(web);
             return Ok(());
         }
         let listener = if settings.listen == self.settings.listen {
@@ -90,6 +95,7 @@ impl Endpoint {
         // required, say): no new ones, and each closes once its request in flight is answered.
         self.serving.stop_accepting();
         self.auth.set_users(web.users.clone());
+        self.rules.set(web);
         let next = Serving::start(Arc::clone(&listener), shared(&self.app, web, &settings), settings.cap);
         let old = std::mem::replace(&mut self.serving, next);
         tokio::spawn(old.retire(drain));

@@ -12,6 +12,7 @@ mod connection;
 pub mod endpoint;
 mod fds;
 mod gzip;
+mod http_rules;
 mod listener;
 pub mod tls;
 pub mod web_config;
@@ -31,6 +32,7 @@ use crate::metrics::{Metrics, render_audit};
 use crate::report::Report;
 use crate::state::{Published, Store};
 use bodies::{PerPublished, SharedBody};
+pub use http_rules::HttpRules;
 
 pub use endpoint::Endpoint;
 
@@ -67,13 +69,16 @@ impl AppState {
     }
 }
 
-pub fn router(app: AppState, auth: Arc<basic_auth::BasicAuth>) -> Router {
+/// The endpoints, behind basic auth, behind the web config's rate limit and headers (the
+/// last layer is the outermost: a request over the limit costs no password check).
+pub fn router(app: AppState, auth: Arc<basic_auth::BasicAuth>, rules: Arc<HttpRules>) -> Router {
     Router::new()
         .route("/", get(landing))
         .route("/metrics", get(metrics))
         .route("/report", get(report))
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(axum::middleware::from_fn_with_state(auth, basic_auth::require))
+        .layer(axum::middleware::from_fn_with_state(rules, http_rules::apply))
         .with_state(app)
 }
 
