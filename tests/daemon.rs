@@ -137,11 +137,9 @@ async fn resource_labels_and_per_project_counts_are_exported_as_configured() {
     seed(&mut world, "shop-prod");
     let p = world.project("shop-prod");
     p.services[1] = set(p.services[1].clone(), "/labels", json!({"team": "pay-ments", "owner": "a\"b", "tier": "1"}));
-    let fake = FakeGoogle::start(world).await;
-    let dir = tempfile::tempdir().unwrap();
-    let labelled = format!("{}\n[metrics]\nresource_labels = [\"team\", \"owner\"]\n", in_process(true));
-    let config = gcp_config(dir.path(), &fake, &["shop-prod"], "", &labelled);
-    let daemon = InProcess::start(&config).await;
+    let h = Harness::start(world).await;
+    let config = h.config(&["shop-prod"]).in_process(true);
+    let daemon = h.daemon(&config.clone().set("metrics.resource_labels", vec![toml::Value::from("team"), "owner".into()])).await;
     let metrics = daemon.wait_for_cycles(1).await;
     promtool_check_metrics(&metrics);
     let open = r#"binauthz_resource_labels{project="shop-prod",location="us-central1",kind="service",name="open",label_owner="a\"b",label_team="pay-ments"} 1"#;
@@ -160,9 +158,7 @@ async fn resource_labels_and_per_project_counts_are_exported_as_configured() {
     daemon.shutdown().await.unwrap();
 
     // per_workload = false: the per-project counts and project series only.
-    let lean = format!("{}\n[metrics]\nper_workload = false\n", in_process(true));
-    let config = gcp_config(dir.path(), &fake, &["shop-prod"], "", &lean);
-    let daemon = InProcess::start(&config).await;
+    let daemon = h.daemon(&config.set("metrics.per_workload", false)).await;
     let metrics = daemon.wait_for_cycles(1).await;
     promtool_check_metrics(&metrics);
     assert!(!metrics.contains("binauthz_resource_"), "no per-workload series:\n{metrics}");

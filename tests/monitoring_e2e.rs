@@ -1,6 +1,8 @@
-//! The monitoring path end to end with the real Debian packages: Prometheus scrapes the daemon
-//! with the shipped rules and sends to one Alertmanager; the daemon pushes straight to
-//! another. Every dashboard panel must evaluate and return data on that Prometheus.
+//! The monitoring path end to end with the real Debian packages: Prometheus scrapes two
+//! replicas of the daemon with the shipped rules and sends to one Alertmanager; both replicas
+//! push straight to another. Every dashboard panel must evaluate and return data on that
+//! Prometheus, the fleet's numbers must be the one-replica numbers, and each violation must be
+//! one alert in each Alertmanager.
 //! Missing `prometheus` or `prometheus-alertmanager` binaries fail the test (scripts/test
 //! installs them).
 
@@ -19,8 +21,9 @@ use support::run::{Daemon, free_port, http_client};
 const REGION: &str = "us-central1";
 
 /// The shipped rules, with `for:` set to 0 (the waits are proven by promtool's unit tests)
-/// and recording rules evaluated every second.
-fn start_prometheus(dir: &Path, port: u16, auditor_port: u16, alertmanager_port: u16) -> Proc {
+/// and recording rules evaluated every second. Job `binauthz-auditor` scrapes both replicas;
+/// job `single` scrapes the first alone, for the one-replica numbers.
+fn start_prometheus(dir: &Path, port: u16, replicas: [u16; 2], alertmanager_port: u16) -> Proc {
     let alerts = std::fs::read_to_string("config/prometheus/alerts.yml").unwrap();
     let alerts: String = alerts
         .lines()
@@ -42,7 +45,9 @@ fn start_prometheus(dir: &Path, port: u16, auditor_port: u16, alertmanager_port:
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {alerts}\n  - {rules}\n\
              alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{alertmanager_port}']\n\
-             scrape_configs:\n  - job_name: binauthz-auditor\n    static_configs:\n      - targets: ['127.0.0.1:{auditor_port}']\n",
+             scrape_configs:\n  - job_name: binauthz-auditor\n    static_configs:\n      - targets: ['127.0.0.1:{a}', '127.0.0.1:{b}']\n  - job_name: single\n    static_configs:\n      - targets: ['127.0.0.1:{a}']\n",
+            a = replicas[0],
+            b = replicas[1],
             alerts = dir.join("alerts.yml").display(),
             rules = dir.join("rules.yml").display(),
         ),
@@ -92,36 +97,50 @@ fn seed(world: &mut World) {
     ));
 }
 
+/// Every alert in every group of an Alertmanager (`/api/v2/alerts/groups`).
+async fn grouped_alerts(port: u16) -> Option<Vec<Value>> {
+    let groups = get_json(&format!("http://127.0.0.1:{port}/api/v2/alerts/groups")).await?;
+    Some(groups.as_array()?.iter().flat_map(|g| g["alerts"].as_array().cloned().unwrap_or_default()).collect())
+}
+
+fn entries(alerts: &[Value], (alertname, label, value): (&str, &str, &str)) -> usize {
+    alerts.iter().filter(|a| a["labels"]["alertname"] == alertname && a["labels"][label] == value).count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_and_alertmanager_receive_what_on_call_needs_and_every_panel_has_data() {
+async fn two_replicas_give_on_call_one_alert_per_problem_and_the_one_replica_numbers() {
     let mut world = World::default();
     seed(&mut world);
     let h = Harness::start(world).await;
-    let (auditor_port, prometheus_port, am_rules_port, am_push_port) =
-        (free_port(), free_port(), free_port(), free_port());
-    let extra = format!(
-        "[schedule]\ncron = \"*/2 * * * * *\"\n\n[server]\nlisten = \"127.0.0.1:{auditor_port}\"\n\n\
-         [alertmanager]\nurls = [\"http://127.0.0.1:{am_push_port}\"]\ntimeout = \"2s\"\n\n\
-         [[suppressions]]\nproject = \"shop-*\"\nname = \"accepted\"\nviolation = \"breakglass\"\nreason = \"INC-8, signed off\"\nexpires = \"2099-01-01\"\n\n\
-         [[suppressions]]\nname = \"etl\"\nreason = \"long gone\"\nexpires = \"2020-01-01\"\n"
-    );
-    let config = h.write(&h.config(&["broken", "lab-dev", "plain", "shop-prod"]).merge(&extra), "config.toml");
+    let (prometheus_port, am_rules_port, am_push_port) = (free_port(), free_port(), free_port());
+    let replica_ports = [free_port(), free_port()];
     let _am_rules = start_alertmanager(h.dir(), "am-rules", am_rules_port);
     let _am_push = start_alertmanager(h.dir(), "am-push", am_push_port);
-    let _prometheus = start_prometheus(h.dir(), prometheus_port, auditor_port, am_rules_port);
-    let daemon = Daemon::start(&config).await;
-    let metrics = daemon.wait_for_cycles(1).await;
+    let _prometheus = start_prometheus(h.dir(), prometheus_port, replica_ports, am_rules_port);
+    let mut replicas = Vec::new();
+    for (i, port) in replica_ports.into_iter().enumerate() {
+        let extra = format!(
+            "[schedule]\ncron = \"*/2 * * * * *\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
+             [alertmanager]\nurls = [\"http://127.0.0.1:{am_push_port}\"]\ntimeout = \"2s\"\nresend_interval = \"1s\"\n\n\
+             [[suppressions]]\nproject = \"shop-*\"\nname = \"accepted\"\nviolation = \"breakglass\"\nreason = \"INC-8, signed off\"\nexpires = \"2099-01-01\"\n\n\
+             [[suppressions]]\nname = \"etl\"\nreason = \"long gone\"\nexpires = \"2020-01-01\"\n"
+        );
+        let config = h.config(&["broken", "lab-dev", "plain", "shop-prod"]).merge(&extra);
+        replicas.push(Daemon::start(&h.write(&config, &format!("replica-{i}.toml"))).await);
+    }
+    let metrics = replicas[0].wait_for_cycles(1).await;
+    replicas[1].wait_for_cycles(1).await;
     assert!(metrics.contains("name=\"accepted\",reason=\"breakglass\",suppressed=\"true\""), "{metrics}");
     assert!(metrics.contains("binauthz_suppression{project=\"*\",location=\"*\",kind=\"*\",name=\"etl\",violation=\"\",expires=\"2020-01-02T00:00:00Z\",state=\"expired\"} 1"));
 
     let prom = format!("http://127.0.0.1:{prometheus_port}");
-    eventually("Prometheus to scrape the auditor", Duration::from_secs(60), async || {
-        let up = get_json(&format!("{prom}/api/v1/query?query=up{{job=%22binauthz-auditor%22}}")).await?;
-        (up["data"]["result"][0]["value"][1] == "1").then_some(())
+    eventually("Prometheus to scrape both replicas", Duration::from_secs(60), async || {
+        let up = get_json(&format!("{prom}/api/v1/query?query=sum(up{{job=%22binauthz-auditor%22}})")).await?;
+        (up["data"]["result"][0]["value"][1] == "2").then_some(())
     })
     .await;
 
-    // Alerts from the shipped rules, through Prometheus.
+    // Alerts from the shipped rules, through Prometheus: one per problem, from two replicas.
     let expected_from_rules = [
         ("BinauthzWorkloadBinauthzDisabled", "name", "open"),
         ("BinauthzWorkloadBreakglass", "name", "glass"),
@@ -134,27 +153,40 @@ async fn prometheus_and_alertmanager_receive_what_on_call_needs_and_every_panel_
         ("BinauthzWorkloadComplianceUnknown", "name", "orphan"),
     ];
     let from_rules = eventually("the rule alerts in Alertmanager", Duration::from_secs(60), async || {
-        let alerts = active_alerts(am_rules_port).await?;
-        expected_from_rules.iter().all(|(n, l, v)| has_alert(&alerts, n, l, v)).then_some(alerts)
+        let alerts = grouped_alerts(am_rules_port).await?;
+        expected_from_rules.iter().all(|e| entries(&alerts, *e) > 0).then_some(alerts)
     })
     .await;
+    for expected in expected_from_rules {
+        assert_eq!(entries(&from_rules, expected), 1, "{expected:?} from the rules, two replicas");
+    }
     assert!(!has_alert(&from_rules, "BinauthzWorkloadBreakglass", "name", "accepted"), "suppressed: no alert");
     for absent in ["BinauthzExporterAbsent", "BinauthzExporterDown", "BinauthzAuditStale"] {
         assert!(!from_rules.iter().any(|a| a["labels"]["alertname"] == absent), "{absent} must stay silent");
     }
 
-    // Direct push from the daemon.
+    // Direct pushes from both replicas: the same names and labels, one entry per problem.
+    let pushed_expected = [
+        ("BinauthzWorkloadBinauthzDisabled", "name", "open"),
+        ("BinauthzWorkloadBreakglass", "name", "glass"),
+        ("BinauthzWorkloadAllowlistMissing", "name", "far"),
+        ("BinauthzAllowlistEntryMissing", "project", "shop-prod"),
+        ("BinauthzPolicyDryRun", "project", "lab-dev"),
+        ("BinauthzPolicyAlwaysAllow", "project", "plain"),
+    ];
     let pushed = eventually("pushed alerts in Alertmanager", Duration::from_secs(30), async || {
-        let alerts = active_alerts(am_push_port).await?;
-        (has_alert(&alerts, "BinauthzWorkloadBinauthzDisabled", "name", "open")
-            && has_alert(&alerts, "BinauthzWorkloadBreakglass", "name", "glass")
-            && has_alert(&alerts, "BinauthzWorkloadAllowlistMissing", "name", "far"))
-        .then_some(alerts)
+        let alerts = grouped_alerts(am_push_port).await?;
+        pushed_expected.iter().all(|e| entries(&alerts, *e) > 0).then_some(alerts)
     })
     .await;
+    for expected in pushed_expected {
+        assert_eq!(entries(&pushed, expected), 1, "{expected:?} pushed by two replicas");
+        let from_rule = from_rules.iter().find(|a| entries(std::slice::from_ref(a), expected) == 1).unwrap();
+        let from_push = pushed.iter().find(|a| entries(std::slice::from_ref(a), expected) == 1).unwrap();
+        assert_eq!(from_push["labels"], from_rule["labels"], "{expected:?}: pushed and rule alerts are one alert");
+    }
     let open = pushed.iter().find(|a| a["labels"]["name"] == "open").unwrap();
     assert_eq!(open["labels"]["severity"], "critical");
-    assert_eq!(open["labels"]["project"], "shop-prod");
     assert!(open["annotations"]["remediation"].as_str().unwrap().contains("--binary-authorization default"));
     assert_eq!(open["annotations"]["last_modifier"], "dev@example.com");
     assert!(!has_alert(&pushed, "BinauthzWorkloadBreakglass", "name", "accepted"), "suppressed: not pushed");
@@ -166,15 +198,12 @@ async fn prometheus_and_alertmanager_receive_what_on_call_needs_and_every_panel_
     })
     .await;
     // Rates need a few samples: retry until every panel has data, failing at once on an error.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let empty = panels_without_data(&prom).await;
-        if empty.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "panels without data:\n{}", empty.join("\n"));
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    until_none("panels without data", Duration::from_secs(30), async || panels_without_data(&prom).await).await;
+    // And every fleet panel shows for two replicas what it shows for one.
+    until_none("panels where two replicas differ from one", Duration::from_secs(15), async || {
+        panels_differing_from_one_replica(&prom).await
+    })
+    .await;
 
     // Fixing the workload resolves its pushed alert.
     h.fake.estate(|e| e.project("shop-prod").services[1] = service("shop-prod", REGION, "open"));
@@ -185,8 +214,83 @@ async fn prometheus_and_alertmanager_receive_what_on_call_needs_and_every_panel_
         .then_some(())
     })
     .await;
-    let metrics = daemon.metrics().await;
-    assert!(metrics.contains(&format!("binauthz_alertmanager_notifications_total{{alertmanager=\"http://127.0.0.1:{am_push_port}\",result=\"success\"}}")));
+    for replica in &replicas {
+        let metrics = replica.metrics().await;
+        assert!(metrics.contains(&format!("binauthz_alertmanager_notifications_total{{alertmanager=\"http://127.0.0.1:{am_push_port}\",result=\"success\"}}")));
+    }
+}
+
+/// Polls `problems` until it finds none, failing after `limit` with the last ones found.
+async fn until_none(what: &str, limit: Duration, mut problems: impl AsyncFnMut() -> Vec<String>) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let found = problems().await;
+        if found.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}:\n{}", found.join("\n"));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The panels about the fleet (not the per-replica ones, which filter by `$instance`, nor
+/// last-success ages, which differ by when each replica finished) whose value for job
+/// `binauthz-auditor` (two replicas) differs from job `single` (one of them).
+async fn panels_differing_from_one_replica(prom: &str) -> Vec<String> {
+    let (mut differ, mut compared) = (Vec::new(), 0);
+    for file in ["dashboards/binauthz-overview.json", "dashboards/binauthz-project.json"] {
+        let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        for (title, expr) in panel_queries(&dashboard) {
+            if expr.contains("$instance") || expr.contains("_timestamp_seconds") {
+                continue;
+            }
+            let [two, one] = ["binauthz-auditor", "single"].map(|job| substitute(&expr, job));
+            let (two, one) = (instant_query(prom, &two).await, instant_query(prom, &one).await);
+            compared += 1;
+            if two != one {
+                differ.push(format!("{file}: {title}: {expr}\n  two replicas: {two:?}\n  one replica: {one:?}"));
+            }
+        }
+    }
+    assert!(compared >= 30, "only {compared} fleet panels compared");
+    differ
+}
+
+/// A panel query with the dashboards' variables set to "All" and `$job` to `job`.
+fn substitute(expr: &str, job: &str) -> String {
+    expr.replace("$__rate_interval", "1m")
+        .replace("${job}", job)
+        .replace("$job", job)
+        .replace("${project}", ".*")
+        .replace("$project", ".*")
+        .replace("${kind}", ".*")
+        .replace("$kind", ".*")
+        .replace("${cluster}", ".*")
+        .replace("$cluster", ".*")
+        .replace("${instance}", ".*")
+        .replace("$instance", ".*")
+}
+
+/// An instant query's result: each series' labels (without job and instance) and value.
+async fn instant_query(prom: &str, query: &str) -> std::collections::BTreeMap<String, String> {
+    let answer = http_client()
+        .get(format!("{prom}/api/v1/query"))
+        .query(&[("query", query)])
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(answer["status"], "success", "{query}: {answer}");
+    let mut out = std::collections::BTreeMap::new();
+    for series in answer["data"]["result"].as_array().into_iter().flatten() {
+        let mut labels = series["metric"].as_object().cloned().unwrap_or_default();
+        labels.remove("job");
+        labels.remove("instance");
+        out.insert(Value::Object(labels).to_string(), series["value"][1].as_str().unwrap_or("").to_owned());
+    }
+    out
 }
 
 /// Evaluates every panel query of every dashboard; returns those with no data.
@@ -195,29 +299,8 @@ async fn panels_without_data(prom: &str) -> Vec<String> {
     for file in ["dashboards/binauthz-overview.json", "dashboards/binauthz-project.json"] {
         let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
         for (title, expr) in panel_queries(&dashboard) {
-            let query = expr
-                .replace("$__rate_interval", "1m")
-                .replace("${project}", ".*")
-                .replace("$project", ".*")
-                .replace("${kind}", ".*")
-                .replace("$kind", ".*")
-                .replace("${cluster}", ".*")
-                .replace("$cluster", ".*")
-                .replace("${job}", "binauthz-auditor")
-                .replace("$job", "binauthz-auditor")
-                .replace("${instance}", ".*")
-                .replace("$instance", ".*");
-            let answer = http_client()
-                .get(format!("{prom}/api/v1/query"))
-                .query(&[("query", &query)])
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap();
-            assert_eq!(answer["status"], "success", "{file}: {title}: {query}: {answer}");
-            if answer["data"]["result"].as_array().is_none_or(|r| r.is_empty()) {
+            let query = substitute(&expr, "binauthz-auditor");
+            if instant_query(prom, &query).await.is_empty() {
                 empty.push(format!("{file}: {title}: {query}"));
             }
         }

@@ -4,6 +4,7 @@
 mod raw;
 mod resolve;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -70,7 +71,7 @@ pub struct ResourceLabel {
     pub name: String,
 }
 
-/// Direct push of violations to Alertmanager (`POST /api/v2/alerts`).
+/// Direct push of alerts to Alertmanager (`POST /api/v2/alerts`).
 #[derive(Debug, Clone)]
 pub struct Alertmanager {
     /// Every instance, not a load balancer: Alertmanager deduplicates, not distributes.
@@ -78,6 +79,19 @@ pub struct Alertmanager {
     pub bearer_token_file: Option<PathBuf>,
     pub basic_auth: Option<(String, PathBuf)>,
     pub timeout: Duration,
+    /// Active alerts are sent again this often between cycles (Alertmanager forgets them
+    /// when it restarts, and expects clients to resend every 30 s to 3 min).
+    pub resend_interval: Duration,
+    /// Where people reach this auditor (`https://auditor.example.com`, no trailing slash):
+    /// `generatorURL` is `{external_url}/report`. Unset: `http(s)://HOSTNAME:PORT`.
+    pub external_url: Option<String>,
+    /// The CA that signs the Alertmanagers' certificates (only it is trusted); unset: the
+    /// system's roots.
+    pub tls_ca_file: Option<PathBuf>,
+    /// A client certificate and key for Alertmanagers that require one.
+    pub tls_client: Option<(PathBuf, PathBuf)>,
+    /// Added to every pushed alert, as Prometheus adds its `external_labels`.
+    pub extra_labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -353,6 +367,42 @@ mod tests {
             parse("[scope]\nprojects=[\"p\"]\n[alertmanager]\nurls = [\"http://am\"]\nbasic_auth_username = \"u\"\n")
                 .unwrap_err();
         assert!(err.contains("go together"), "{err}");
+    }
+
+    #[test]
+    fn alertmanager_resend_tls_external_url_and_extra_labels_are_checked() {
+        let base = "[scope]\nprojects=[\"p\"]\n[alertmanager]\nurls = [\"https://am:9093\"]\n";
+        let am = parse(base).unwrap().alertmanager.unwrap();
+        assert_eq!(am.resend_interval, Duration::from_secs(60));
+        assert!(am.external_url.is_none() && am.tls_ca_file.is_none() && am.tls_client.is_none());
+        let am = parse(&format!(
+            "{base}resend_interval = \"30s\"\nexternal_url = \"https://auditor.example.com/\"\ntls_ca_file = \"ca.pem\"\ntls_cert_file = \"c.pem\"\ntls_key_file = \"k.pem\"\n[alertmanager.extra_labels]\ncluster = \"eu-1\"\nreplica_set = \"a\"\n"
+        ))
+        .unwrap()
+        .alertmanager
+        .unwrap();
+        assert_eq!(am.resend_interval, Duration::from_secs(30));
+        assert_eq!(am.external_url.as_deref(), Some("https://auditor.example.com"));
+        assert_eq!(am.tls_ca_file, Some(PathBuf::from("/etc/b/ca.pem")));
+        assert_eq!(am.tls_client, Some((PathBuf::from("/etc/b/c.pem"), PathBuf::from("/etc/b/k.pem"))));
+        assert_eq!(am.extra_labels["cluster"], "eu-1");
+        let cases = [
+            ("tls_cert_file = \"c.pem\"\n", "5:17", "tls_cert_file and tls_key_file go together"),
+            ("resend_interval = \"2h\"\n", "5:19", "at most 1h"),
+            ("resend_interval = \"0s\"\n", "5:19", "greater than zero"),
+            ("external_url = \"auditor:10293\"\n", "5:16", "alertmanager.external_url"),
+            ("external_url = \"https://u:pw@auditor\"\n", "5:16", "carries credentials"),
+            ("[alertmanager.extra_labels]\n\"1x\" = \"v\"\n", "6:8", "not a Prometheus label name"),
+            ("[alertmanager.extra_labels]\n__name = \"v\"\n", "6:10", "not a Prometheus label name"),
+            ("[alertmanager.extra_labels]\nproject = \"v\"\n", "6:11", "would collide with a label the alerts set"),
+            ("[alertmanager.extra_labels]\nlabel_team = \"v\"\n", "6:14", "would collide"),
+            ("[alertmanager.extra_labels]\ncluster = \"\"\n", "6:11", "is empty"),
+        ];
+        for (extra, pos, needle) in cases {
+            let err = parse(&format!("{base}{extra}")).unwrap_err();
+            assert!(err.starts_with(&format!("/etc/b/config.toml:{pos}: ")), "{extra:?} gave {err}");
+            assert!(err.contains(needle), "{extra:?} gave {err}");
+        }
     }
 
     #[test]

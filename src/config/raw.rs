@@ -1,6 +1,7 @@
 //! The configuration file as written: serde shapes with spans kept where an error must point
 //! at a value. Defaults that need no checking live here; everything else is `resolve`'s job.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -65,6 +66,18 @@ pub(super) struct RawAlertmanager {
     pub basic_auth_password_file: Option<Spanned<PathBuf>>,
     #[serde(default = "ten_seconds")]
     pub timeout: HumanDuration,
+    #[serde(default = "one_minute")]
+    pub resend_interval: Spanned<HumanDuration>,
+    pub external_url: Option<Spanned<String>>,
+    pub tls_ca_file: Option<Spanned<PathBuf>>,
+    pub tls_cert_file: Option<Spanned<PathBuf>>,
+    pub tls_key_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub extra_labels: BTreeMap<String, Spanned<String>>,
+}
+
+fn one_minute() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration(Duration::from_secs(60)))
 }
 
 fn ten_seconds() -> HumanDuration {

@@ -2,6 +2,7 @@
 //! filled in, relative paths anchored at the config's folder, every refusal one line that
 //! names file:line:column and the key.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -269,13 +270,59 @@ impl RawAlertmanager {
             (Some(one), None) => return Err(ctx.at(one.span(), BASIC_AUTH_PAIR)),
             (None, Some(one)) => return Err(ctx.at(one.span(), BASIC_AUTH_PAIR)),
         };
+        let resend_interval = self.resend_interval.get_ref().0;
+        if resend_interval > Duration::from_secs(3600) {
+            return Err(ctx.at(
+                self.resend_interval.span(),
+                "alertmanager.resend_interval must be at most 1h (Alertmanager expects alerts again every 30s to 3m)",
+            ));
+        }
+        let external_url =
+            self.external_url.as_ref().map(|u| endpoint(ctx, u, "alertmanager.external_url")).transpose()?;
+        let tls_client = match (self.tls_cert_file, self.tls_key_file) {
+            (Some(cert), Some(key)) => Some((ctx.relative(cert.into_inner()), ctx.relative(key.into_inner()))),
+            (None, None) => None,
+            (Some(one), None) => return Err(ctx.at(one.span(), TLS_CLIENT_PAIR)),
+            (None, Some(one)) => return Err(ctx.at(one.span(), TLS_CLIENT_PAIR)),
+        };
+        let mut extra_labels = BTreeMap::new();
+        for (name, value) in self.extra_labels {
+            check_extra_label(&name, value.get_ref()).map_err(|m| ctx.at(value.span(), m))?;
+            extra_labels.insert(name, value.into_inner());
+        }
         Ok(Alertmanager {
             urls,
             bearer_token_file: self.bearer_token_file.map(|p| ctx.relative(p.into_inner())),
             basic_auth,
             timeout: self.timeout.0,
+            resend_interval,
+            external_url,
+            tls_ca_file: self.tls_ca_file.map(|p| ctx.relative(p.into_inner())),
+            tls_client,
+            extra_labels,
         })
     }
+}
+
+const TLS_CLIENT_PAIR: &str = "alertmanager.tls_cert_file and tls_key_file go together";
+
+/// A Prometheus label name the alerts do not set themselves, with a value.
+fn check_extra_label(name: &str, value: &str) -> Result<(), String> {
+    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__");
+    if !valid {
+        return Err(format!(
+            "alertmanager.extra_labels: {name:?} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
+        ));
+    }
+    if crate::alertmanager::OWN_LABELS.contains(&name) || name.starts_with("label_") {
+        return Err(format!("alertmanager.extra_labels.{name} would collide with a label the alerts set themselves"));
+    }
+    if value.is_empty() {
+        return Err(format!("alertmanager.extra_labels.{name} is empty (an empty label is no label)"));
+    }
+    Ok(())
 }
 
 impl RawEvents {

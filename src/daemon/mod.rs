@@ -157,6 +157,7 @@ impl<C: Clock + Clone> Daemon<C> {
                         Err(e) => tracing::error!(error = %e, "event re-audit crashed; the messages will be delivered again"),
                     }
                 }
+                () = resend_due(self.alerts.as_ref()) => self.push_alerts(),
                 () = watchdog.ping() => {}
                 why = self.endpoint.failed() => return Err(AppError::Serve(why)),
             }
@@ -222,11 +223,16 @@ impl<C: Clock + Clone> Daemon<C> {
         self.push_alerts();
     }
 
+    /// After every cycle and re-audit, and every `resend_interval` in between.
     fn push_alerts(&mut self) {
         if let Some(alerts) = &mut self.alerts {
             let now = self.clock.now();
-            let hold = self.runtime.config.schedule.period(now) * 3;
-            alerts.after_cycle(&self.store.load(), now, hold, &self.endpoint.url("/report"));
+            let config = &self.runtime.config;
+            let auditor = match config.alertmanager.as_ref().and_then(|am| am.external_url.clone()) {
+                Some(url) => url,
+                None => default_external_url(&self.endpoint.url("")),
+            };
+            alerts.push(&self.store.load(), now, config.schedule.period(now), &auditor);
         }
     }
 
@@ -276,6 +282,24 @@ async fn finished<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task:
         Some(handle) => handle.await,
         None => std::future::pending().await,
     }
+}
+
+async fn resend_due(alerts: Option<&Alerts>) {
+    match alerts {
+        Some(alerts) => alerts.resend_due().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Without `[alertmanager] external_url`, what Prometheus does without `--web.external-url`:
+/// the machine's host name and the port served, never a loopback or wildcard address that
+/// means nothing to whoever reads the alert elsewhere.
+fn default_external_url(served: &str) -> String {
+    let hostname =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    let Some((scheme, address)) = served.split_once("://") else { return served.to_owned() };
+    let port = address.rsplit_once(':').map_or("", |(_, port)| port);
+    if hostname.is_empty() || port.is_empty() { served.to_owned() } else { format!("{scheme}://{hostname}:{port}") }
 }
 
 /// The listener's next batch, while no re-audit runs (the listener coalesces meanwhile).

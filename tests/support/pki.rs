@@ -11,7 +11,8 @@ pub struct Pki {
     pub client_identity_pem: String,
 }
 
-/// Writes a CA, a server certificate for 127.0.0.1 and a client certificate into `dir`.
+/// Writes a CA, a server certificate for 127.0.0.1 and a client certificate (SAN
+/// `prometheus`; `client.crt`, `client.key`) into `dir`.
 pub fn make_pki(dir: &Path) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -32,6 +33,9 @@ pub fn make_pki(dir: &Path) -> Pki {
     std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
     // A private key others can read is refused, like the Google credentials file.
     std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(dir.join("client.crt"), client.pem()).unwrap();
+    std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
+    std::fs::set_permissions(dir.join("client.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
     Pki { ca_pem: ca.pem(), client_identity_pem: format!("{}{}", client.pem(), client_key.serialize_pem()) }
 }
 
