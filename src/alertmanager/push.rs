@@ -56,6 +56,12 @@ impl Pusher {
             builder = builder.identity(identity);
         }
         let http = builder.build().map_err(|e| format!("cannot build the Alertmanager client: {}", error_chain(&e)))?;
+        // Every outcome from zero, so the first failure is an increase, not a new series.
+        for url in &config.urls {
+            for result in ["success", "failure"] {
+                notifications.with_label_values(&[url, result]);
+            }
+        }
         Ok(Pusher { http, config, notifications })
     }
 
