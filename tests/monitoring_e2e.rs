@@ -22,7 +22,8 @@ const REGION: &str = "us-central1";
 
 /// The shipped rules, with `for:` set to 0 (the waits are proven by promtool's unit tests)
 /// and recording rules evaluated every second. Job `binauthz-auditor` scrapes both replicas;
-/// job `single` scrapes the first alone, for the one-replica numbers.
+/// job `single` scrapes the first alone, for the one-replica numbers. Its `external_labels`
+/// are what the replicas' `extra_labels` match.
 fn start_prometheus(dir: &Path, port: u16, replicas: [u16; 2], alertmanager_port: u16) -> Proc {
     let alerts = std::fs::read_to_string("config/prometheus/alerts.yml").unwrap();
     let alerts: String = alerts
@@ -43,7 +44,7 @@ fn start_prometheus(dir: &Path, port: u16, replicas: [u16; 2], alertmanager_port
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {alerts}\n  - {rules}\n\
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels:\n    cluster: eu-1\nrule_files:\n  - {alerts}\n  - {rules}\n\
              alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{alertmanager_port}']\n\
              scrape_configs:\n  - job_name: binauthz-auditor\n    static_configs:\n      - targets: ['127.0.0.1:{a}', '127.0.0.1:{b}']\n  - job_name: single\n    static_configs:\n      - targets: ['127.0.0.1:{a}']\n",
             a = replicas[0],
@@ -122,6 +123,7 @@ async fn two_replicas_give_on_call_one_alert_per_problem_and_the_one_replica_num
         let extra = format!(
             "[schedule]\ncron = \"*/2 * * * * *\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
              [alertmanager]\nurls = [\"http://127.0.0.1:{am_push_port}\"]\ntimeout = \"2s\"\nresend_interval = \"1s\"\n\n\
+             [alertmanager.extra_labels]\ncluster = \"eu-1\"\n\n\
              [[suppressions]]\nproject = \"shop-*\"\nname = \"accepted\"\nviolation = \"breakglass\"\nreason = \"INC-8, signed off\"\nexpires = \"2099-01-01\"\n\n\
              [[suppressions]]\nname = \"etl\"\nreason = \"long gone\"\nexpires = \"2020-01-01\"\n"
         );
@@ -183,6 +185,7 @@ async fn two_replicas_give_on_call_one_alert_per_problem_and_the_one_replica_num
         assert_eq!(entries(&pushed, expected), 1, "{expected:?} pushed by two replicas");
         let from_rule = from_rules.iter().find(|a| entries(std::slice::from_ref(a), expected) == 1).unwrap();
         let from_push = pushed.iter().find(|a| entries(std::slice::from_ref(a), expected) == 1).unwrap();
+        assert_eq!(from_rule["labels"]["cluster"], "eu-1", "Prometheus's external_labels");
         assert_eq!(from_push["labels"], from_rule["labels"], "{expected:?}: pushed and rule alerts are one alert");
     }
     let open = pushed.iter().find(|a| a["labels"]["name"] == "open").unwrap();

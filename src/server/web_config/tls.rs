@@ -270,11 +270,12 @@ fn provider(raw: &RawTls, versions: &[Version]) -> Result<CryptoProvider, String
 /// The verifier for `client_auth_type`, or `None` for NoClientCert.
 ///
 /// rustls verifies every client certificate it is given against the configured CA, which is
-/// never weaker than Go's modes: RequireAndVerifyClientCert and RequireAnyClientCert (Go:
-/// any certificate, unverified) both refuse a client without a certificate and one whose
-/// certificate does not chain to the CA; VerifyClientCertIfGiven and RequestClientCert (Go:
-/// any certificate, unverified) let a client without a certificate in and verify one that
-/// is given. Every mode but NoClientCert therefore needs the CA.
+/// never weaker than Go's modes (tls_tests.rs proves each): RequireAndVerifyClientCert and
+/// RequireAnyClientCert refuse a client without a certificate, and one whose certificate
+/// does not chain to the CA (Go's RequireAnyClientCert would accept any certificate,
+/// unverified); VerifyClientCertIfGiven and RequestClientCert let a client without a
+/// certificate in and verify one that is given (Go's RequestClientCert would not verify it).
+/// Every mode but NoClientCert therefore needs the CA.
 fn client_verifier(
     raw: &RawTls,
     client_auth: &str,
