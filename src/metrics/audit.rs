@@ -204,8 +204,10 @@ impl PerWorkload {
     }
 }
 
-/// Per project and kind: workloads by status, and by open or suppressed violation. What
-/// `per_workload = false` leaves for the recording rules to count from.
+/// Per project and kind: workloads by status, and by open or suppressed violation: what
+/// `per_workload = false` exports instead of the per-workload series, for the recording
+/// rules to count from (next to per-workload series they would only repeat them: at 5,000
+/// projects, 60,000 more series).
 fn push_project_counts(resources: &mut Samples, violations: &mut Samples, project: &str, state: &ProjectState) {
     let mut by_kind: BTreeMap<Kind, [usize; 3]> = BTreeMap::new();
     let mut by_violation: BTreeMap<(Kind, Violation, bool), usize> = BTreeMap::new();
@@ -266,11 +268,12 @@ fn write_audit_families(out: &mut String, published: &Published) {
         for e in &v.allowlist {
             allowlist.push(&[project, &e.location, &e.repository], if e.present { 1.0 } else { 0.0 });
         }
-        push_project_counts(&mut project_resources, &mut project_violations, project, state);
         if config.per_workload {
             for (r, suppressed) in state.resources() {
                 per_workload.push(project, r, suppressed, config);
             }
+        } else {
+            push_project_counts(&mut project_resources, &mut project_violations, project, state);
         }
     }
     if let Some(t) = published.last_success {
@@ -356,30 +359,28 @@ mod tests {
     }
 
     #[test]
-    fn per_project_counts_are_there_with_or_without_per_workload_series() {
+    fn per_workload_false_exports_per_project_counts_instead() {
         let full = render_audit(&published(MetricsConfig::default()));
         let lean = render_audit(&published(MetricsConfig { per_workload: false, resource_labels: vec![] }));
         assert!(full.contains("binauthz_resource_compliant{"));
+        assert!(!full.contains("binauthz_project_resources") && !full.contains("binauthz_project_violations"));
         for family in ["binauthz_resource_compliant", "binauthz_resource_violation", "binauthz_resource_unknown"] {
             assert!(!lean.contains(family), "{family} with per_workload = false:\n{lean}");
         }
+        assert!(lean.contains(r#"binauthz_project_resources{project="p",kind="service",status="non_compliant"} 1"#));
+        assert!(lean.contains(r#"binauthz_project_resources{project="p",kind="service",status="unknown"} 0"#));
+        assert!(lean.contains(
+            r#"binauthz_project_violations{project="p",kind="service",reason="binauthz_disabled",suppressed="false"} 1"#
+        ));
         for text in [&full, &lean] {
-            assert!(
-                text.contains(r#"binauthz_project_resources{project="p",kind="service",status="non_compliant"} 1"#)
-            );
-            assert!(text.contains(r#"binauthz_project_resources{project="p",kind="service",status="unknown"} 0"#));
-            assert!(text.contains(
-                r#"binauthz_project_violations{project="p",kind="service",reason="binauthz_disabled",suppressed="false"} 1"#
-            ));
             assert!(text.contains("binauthz_project_up{project=\"p\"} 1"));
         }
-        let compliant_of = |text: &str| {
-            text.lines()
-                .find(|l| l.starts_with(r#"binauthz_project_resources{project="p",kind="service",status="compliant"}"#))
-                .map(|l| l.rsplit(' ').next().unwrap().to_owned())
-        };
+        let compliant_in_lean = lean
+            .lines()
+            .find(|l| l.starts_with(r#"binauthz_project_resources{project="p",kind="service",status="compliant"}"#))
+            .map(|l| l.rsplit(' ').next().unwrap().to_owned());
         let per_workload_ones =
             full.lines().filter(|l| l.starts_with("binauthz_resource_compliant{") && l.ends_with(" 1"));
-        assert_eq!(compliant_of(&full), Some(per_workload_ones.count().to_string()), "the counts match the series");
+        assert_eq!(compliant_in_lean, Some(per_workload_ones.count().to_string()), "the counts match the series");
     }
 }
