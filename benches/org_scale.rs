@@ -117,6 +117,8 @@ async fn main() {
     let per_project: usize = env("BENCH_WORKLOADS", 20);
     let peer = full && std::env::var("BENCH_PEER").is_ok();
     let peer_projects: usize = env("BENCH_PEER_PROJECTS", 100);
+    // BENCH_PER_WORKLOAD=false: the daemon exports per-project counts instead ([metrics]).
+    let per_workload: bool = env("BENCH_PER_WORKLOAD", true);
     let mut rows = Vec::new();
 
     for &projects in &sizes {
@@ -132,7 +134,8 @@ async fn main() {
             .set("gcp.concurrency", concurrency as i64)
             .set("gcp.request_timeout", "30s")
             .set("schedule.cron", "0 0 1 1 *")
-            .set("server.listen", format!("127.0.0.1:{}", support::run::free_port()));
+            .set("server.listen", format!("127.0.0.1:{}", support::run::free_port()))
+            .set("metrics.per_workload", per_workload);
         // The benchmark measures the auditor, not the pacing it would do against Google.
         for api in ["run", "functions", "binaryauthorization", "resourcemanager", "asset"] {
             config = config.set(&format!("gcp.rate_limits.{api}"), 1_000_000);

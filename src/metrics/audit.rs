@@ -222,10 +222,14 @@ fn push_project_counts(resources: &mut Samples, violations: &mut Samples, projec
             *by_violation.entry((r.kind, *v, suppressed.contains(v))).or_default() += 1;
         }
     }
-    for (kind, counts) in by_kind {
-        // Every status of a kind the project has, zeros included: "none unknown" is a value.
-        for (status, count) in ["compliant", "non_compliant", "unknown"].into_iter().zip(counts) {
-            resources.push(&[project, kind.as_str(), status], count as f64);
+    for (kind, [compliant, non_compliant, unknown]) in by_kind {
+        // Compliant and non-compliant for every kind the project has, zeros included (the
+        // recording rules record a fully compliant kind's 0 non-compliant); unknown only when
+        // there is any, as the per-workload series have none then.
+        resources.push(&[project, kind.as_str(), "compliant"], compliant as f64);
+        resources.push(&[project, kind.as_str(), "non_compliant"], non_compliant as f64);
+        if unknown > 0 {
+            resources.push(&[project, kind.as_str(), "unknown"], unknown as f64);
         }
     }
     for ((kind, reason, suppressed), count) in by_violation {
@@ -368,7 +372,8 @@ mod tests {
             assert!(!lean.contains(family), "{family} with per_workload = false:\n{lean}");
         }
         assert!(lean.contains(r#"binauthz_project_resources{project="p",kind="service",status="non_compliant"} 1"#));
-        assert!(lean.contains(r#"binauthz_project_resources{project="p",kind="service",status="unknown"} 0"#));
+        assert!(lean.contains(r#"binauthz_project_resources{project="p",kind="service",status="compliant"} 1"#));
+        assert!(!lean.contains(r#"status="unknown""#), "no unknown workload, no unknown count");
         assert!(lean.contains(
             r#"binauthz_project_violations{project="p",kind="service",reason="binauthz_disabled",suppressed="false"} 1"#
         ));
