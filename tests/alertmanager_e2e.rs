@@ -203,7 +203,9 @@ async fn pushes_reach_an_alertmanager_that_requires_client_certificates() {
     // A client key other users can read is refused before anything runs.
     let key = dir.path().join("client.key");
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    let out = run_cli(&["check-config", "--config", with_cert.write(&dir.path().join("config.toml")).to_str().unwrap()]).await;
+    let out =
+        run_cli(&["check-config", "--config", with_cert.write(&dir.path().join("config.toml")).to_str().unwrap()])
+            .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     assert!(stderr.contains("alertmanager.tls_key_file") && stderr.contains("readable by every user"), "{stderr}");

@@ -139,7 +139,8 @@ async fn resource_labels_and_per_project_counts_are_exported_as_configured() {
     p.services[1] = set(p.services[1].clone(), "/labels", json!({"team": "pay-ments", "owner": "a\"b", "tier": "1"}));
     let h = Harness::start(world).await;
     let config = h.config(&["shop-prod"]).in_process(true);
-    let daemon = h.daemon(&config.clone().set("metrics.resource_labels", vec![toml::Value::from("team"), "owner".into()])).await;
+    let daemon =
+        h.daemon(&config.clone().set("metrics.resource_labels", vec![toml::Value::from("team"), "owner".into()])).await;
     let metrics = daemon.wait_for_cycles(1).await;
     promtool_check_metrics(&metrics);
     let open = r#"binauthz_resource_labels{project="shop-prod",location="us-central1",kind="service",name="open",label_owner="a\"b",label_team="pay-ments"} 1"#;
