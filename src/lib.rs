@@ -7,6 +7,7 @@
 pub mod alertmanager;
 pub mod attest;
 pub mod audit;
+pub mod build_info;
 pub mod cli;
 pub mod clock;
 pub mod collect;

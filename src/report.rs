@@ -1,4 +1,6 @@
-//! The audit report: JSON for machines, a table for people.
+//! The audit report: JSON for machines, a table for people, JSON lines for log pipelines.
+
+mod lines;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -287,9 +289,13 @@ impl<'a> Report<'a> {
     }
 
     fn write_summary(&self, out: &mut impl io::Write) -> io::Result<()> {
+        writeln!(out, "{}", self.summary_sentence())
+    }
+
+    /// The summary as one sentence: the table's last line.
+    fn summary_sentence(&self) -> String {
         let s = &self.summary;
-        writeln!(
-            out,
+        format!(
             "{} resources: {} compliant, {} non-compliant, {} unknown; {} open violations, {} suppressed; {} projects, {} incomplete, {} findings; audit {}",
             s.resources,
             s.compliant,
@@ -306,7 +312,7 @@ impl<'a> Report<'a> {
 }
 
 /// One resource's table cells.
-fn table_row<'a>(r: &'a ResourceReport<'_>) -> [Cow<'a, str>; 6] {
+pub(crate) fn table_row<'a>(r: &'a ResourceReport<'_>) -> [Cow<'a, str>; 6] {
     let kind = if r.is_function && r.kind == Kind::Service { "service (function)" } else { r.kind.as_str() };
     let status = match r.status {
         Compliance::Compliant => "ok",
@@ -327,14 +333,14 @@ fn prefixed(prefix: &str, s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
     use crate::audit::AuditOutcome;
     use crate::fixtures::verdict;
 
-    fn published(projects: Vec<crate::evaluate::ProjectVerdict>) -> Published {
+    pub(crate) fn published(projects: Vec<crate::evaluate::ProjectVerdict>) -> Published {
         Published::default().merge(
             AuditOutcome { projects, discovery_error: None, duration: Duration::ZERO },
             1.0,

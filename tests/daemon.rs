@@ -117,7 +117,11 @@ async fn metrics_describe_every_workload_pass_promtool_and_come_gzipped_on_reque
     assert!(
         sample(&metrics, &series("binauthz_api_requests_total", &[("api", "run"), ("code", "200")])).unwrap() >= 1.0
     );
-    assert_eq!(sample(&metrics, &series("binauthz_build_info", &[("version", env!("CARGO_PKG_VERSION"))])), Some(1.0));
+    use binauthz_auditor::build_info;
+    let build =
+        [("revision", build_info::REVISION), ("rustc", build_info::RUSTC_VERSION), ("version", build_info::VERSION)];
+    assert_eq!(sample(&metrics, &series("binauthz_build_info", &build)), Some(1.0));
+    assert_eq!(build_info::VERSION, env!("CARGO_PKG_VERSION"));
     assert!(
         metrics.contains("# HELP binauthz_resource_compliant") && metrics.contains("Cached"),
         "HELP says results are cached"

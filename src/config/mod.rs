@@ -202,6 +202,16 @@ pub struct Server {
     pub limits: ServerLimits,
 }
 
+/// What the command line and the environment say about `[server]`, over the file's values;
+/// applied at every (re)load, so a reload never moves the listener back to the file's address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerOverrides {
+    /// `--web.listen-address`, else `$PORT` (every IPv4 address on that port).
+    pub listen: Option<SocketAddr>,
+    /// `--web.config.file`.
+    pub web_config: Option<PathBuf>,
+}
+
 /// What one client may hold of the endpoint (see docs/security.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerLimits {
@@ -257,6 +267,18 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("{}: cannot read config: {e}", path.display())))?;
         Config::parse(&text, path)
+    }
+
+    /// [`Config::load`], then the command line's `[server]` settings over the file's.
+    pub fn load_overridden(path: &Path, overrides: &ServerOverrides) -> Result<Config, ConfigError> {
+        let mut config = Config::load(path)?;
+        if let Some(listen) = overrides.listen {
+            config.server.listen = listen;
+        }
+        if let Some(web_config) = &overrides.web_config {
+            config.server.web_config = Some(web_config.clone());
+        }
+        Ok(config)
     }
 
     /// Parses `text` as if read from `path` (relative paths inside resolve against its folder):

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use crate::alertmanager::Alerts;
 use crate::audit::{AuditOutcome, run_cycle, run_cycle_keeping_inventories};
 use crate::clock::{Clock, SystemClock};
+use crate::config::ServerOverrides;
 use crate::error::AppError;
 use crate::events::listener::Batch;
 use crate::inventory::ProjectInventory;
@@ -53,8 +54,8 @@ pub enum Event {
 }
 
 /// Runs the daemon on this process's edges until a signal stops it.
-pub async fn run(config_path: &Path) -> Result<(), AppError> {
-    let daemon = Daemon::start(config_path, SystemClock).await?;
+pub async fn run(config_path: &Path, overrides: ServerOverrides) -> Result<(), AppError> {
+    let daemon = Daemon::start_overridden(config_path, overrides, SystemClock).await?;
     let signals = Signals::new().map_err(AppError::Signals)?.into_stream();
     let ticks = ticks(daemon.schedule(), SystemClock).map(|_| Event::Tick);
     daemon.serve(stream::select(signals, ticks)).await
@@ -62,6 +63,7 @@ pub async fn run(config_path: &Path) -> Result<(), AppError> {
 
 pub struct Daemon<C: Clock> {
     config_path: PathBuf,
+    overrides: ServerOverrides,
     clock: C,
     metrics: Arc<Metrics>,
     store: Arc<Store>,
@@ -79,9 +81,19 @@ impl<C: Clock + Clone> Daemon<C> {
     /// Loads and checks the configuration, binds the listener and starts serving HTTP, then
     /// tells systemd it is ready. Nothing is audited until [`Daemon::serve`].
     pub async fn start(config_path: &Path, clock: C) -> Result<Daemon<C>, AppError> {
+        Daemon::start_overridden(config_path, ServerOverrides::default(), clock).await
+    }
+
+    /// [`Daemon::start`] with the command line's `[server]` settings over the file's, at
+    /// start and at every reload.
+    pub async fn start_overridden(
+        config_path: &Path,
+        overrides: ServerOverrides,
+        clock: C,
+    ) -> Result<Daemon<C>, AppError> {
         let metrics = Arc::new(Metrics::new());
         let store = Arc::new(Store::default());
-        let runtime = Runtime::load(config_path, &metrics.counters())?;
+        let runtime = Runtime::load(config_path, &overrides, &metrics.counters())?;
         record_reload(&metrics, &clock, true);
         let endpoint = Endpoint::start(&runtime.config, &runtime.web, Arc::clone(&metrics), Arc::clone(&store)).await?;
         tracing::info!(
@@ -96,6 +108,7 @@ impl<C: Clock + Clone> Daemon<C> {
         Ok(Daemon {
             events,
             config_path: config_path.to_owned(),
+            overrides,
             clock,
             alerts: runtime.pusher.clone().map(Alerts::new),
             metrics,
@@ -241,7 +254,7 @@ impl<C: Clock + Clone> Daemon<C> {
     /// the old ones. A running cycle finishes with the runtime it started with.
     async fn reload(&mut self) {
         let path = self.config_path.clone();
-        let loaded = match Runtime::load(&path, &self.metrics.counters()) {
+        let loaded = match Runtime::load(&path, &self.overrides, &self.metrics.counters()) {
             Ok(next) => {
                 self.endpoint.apply(&next.config, &next.web, SERVER_DRAIN).await.map(|()| next).map_err(AppError::Setup)
             }

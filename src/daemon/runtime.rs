@@ -11,7 +11,7 @@ use crate::alertmanager::Pusher;
 use crate::collect::Collector;
 use crate::collect::client::ClientMetrics;
 use crate::collect::reread::Reader;
-use crate::config::Config;
+use crate::config::{Config, ServerOverrides};
 use crate::error::AppError;
 use crate::events::message::Feed;
 use crate::events::pubsub::Subscription;
@@ -52,8 +52,8 @@ impl Default for Counters {
 }
 
 impl Runtime {
-    pub fn load(path: &Path, counters: &Counters) -> Result<Runtime, AppError> {
-        let config = Config::load(path)?;
+    pub fn load(path: &Path, overrides: &ServerOverrides, counters: &Counters) -> Result<Runtime, AppError> {
+        let config = Config::load_overridden(path, overrides)?;
         let collector = Collector::from_config(&config, counters.client.clone()).map_err(AppError::Setup)?;
         let web = match &config.server.web_config {
             Some(p) => WebConfig::load(p).map_err(AppError::Setup)?,

@@ -8,6 +8,7 @@ use prometheus::core::Collector;
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
+use crate::build_info;
 use crate::collect::client::ClientMetrics;
 use crate::events::EventMetrics;
 
@@ -43,7 +44,7 @@ impl Metrics {
         let registry = Registry::new();
         let client = ClientMetrics::new();
         client.register(&registry);
-        register(&registry, build_info());
+        register(&registry, build_info_gauge());
         let events = EventMetrics::new();
         events.register(&registry);
         // process_* (CPU, resident memory, descriptors, start time, threads), read from
@@ -100,11 +101,14 @@ fn cycles() -> IntCounterVec {
     cycles
 }
 
-fn build_info() -> IntGaugeVec {
-    let build_info = IntGaugeVec::new(Opts::new("binauthz_build_info", "Build information; always 1."), &["version"])
-        .expect("a valid metric");
-    build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-    build_info
+fn build_info_gauge() -> IntGaugeVec {
+    let gauge = IntGaugeVec::new(
+        Opts::new("binauthz_build_info", "Version, git revision and compiler this binary was built from; always 1."),
+        &["version", "revision", "rustc"],
+    )
+    .expect("a valid metric");
+    gauge.with_label_values(&[build_info::VERSION, build_info::REVISION, build_info::RUSTC_VERSION]).set(1);
+    gauge
 }
 
 pub use audit::render_audit;

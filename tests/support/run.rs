@@ -127,15 +127,24 @@ impl Daemon {
         Daemon::spawn(command, config).await
     }
 
+    /// `run --config CONFIG ARGS...` with `env` added, its log written to `log`, answering at
+    /// `listen`: where the flags or the environment, not the file, say it listens.
+    pub async fn start_at(config: &Path, args: &[&str], env: &[(&str, &str)], log: &Path, listen: &str) -> Daemon {
+        let mut command = Command::new(BIN);
+        command.env("RUST_LOG", "info").envs(env.iter().copied()).stderr(std::fs::File::create(log).unwrap());
+        command.args(["run", "--config", config.to_str().unwrap()]).args(args);
+        Daemon::spawn_at(command, listen).await
+    }
+
     async fn spawn(mut command: Command, config: &Path) -> Daemon {
-        let child = command
-            .args(["run", "--config", config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the daemon");
+        command.args(["run", "--config", config.to_str().unwrap()]);
         let listen = TestConfig::load(config).get("server.listen").and_then(|v| v.as_str().map(str::to_owned));
         let listen = listen.expect("configs for the real binary set [server] listen to a port");
+        Daemon::spawn_at(command, &listen).await
+    }
+
+    async fn spawn_at(mut command: Command, listen: &str) -> Daemon {
+        let child = command.stdout(Stdio::null()).kill_on_drop(true).spawn().expect("start the daemon");
         let daemon = Daemon { child, endpoint: Endpoint::new(format!("http://{listen}")) };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
