@@ -25,6 +25,8 @@ use crate::state::Published;
     name = "binauthz-auditor",
     version,
     long_version = build_info::LONG_VERSION,
+    // Each command's man page names the version it documents.
+    propagate_version = true,
     about = "Audits Cloud Run workloads for Binary Authorization"
 )]
 pub struct Cli {
@@ -42,7 +44,7 @@ pub enum Command {
     /// The listen address is, first to last: --web.listen-address, then $PORT (every IPv4
     /// address on that port, as Cloud Run expects), then the config file's [server] listen.
     Run {
-        /// The configuration file (TOML; see config/example.toml).
+        /// The configuration file (TOML; example.toml documents every key).
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
         /// Address to serve on, over $PORT and [server] listen: HOST:PORT, [IPV6]:PORT, or
@@ -56,7 +58,7 @@ pub enum Command {
     /// Audit once and print the report. Exit 0: complete and compliant; 1: violations;
     /// 2: incomplete; 78: the configuration (or a file it names) is wrong, nothing audited.
     Audit {
-        /// The configuration file (TOML; see config/example.toml).
+        /// The configuration file (TOML; example.toml documents every key).
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
         /// How the report is printed on stdout.
@@ -73,7 +75,7 @@ pub enum Command {
     /// Validate the configuration and the credentials, print which identity API calls will use,
     /// then exit (78 when something is wrong).
     CheckConfig {
-        /// The configuration file (TOML; see config/example.toml).
+        /// The configuration file (TOML; example.toml documents every key).
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
     },

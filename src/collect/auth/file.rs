@@ -100,6 +100,12 @@ pub enum SourceSpec {
 
 /// Parses a credentials file's text. `allow_executables`: GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1.
 pub fn parse(text: &str, allow_executables: bool) -> Result<Parsed, Refusal> {
+    if text.trim().is_empty() {
+        // What the systemd unit hands over when no key was installed (its SetCredential= default).
+        let why = "the file is empty (under the systemd unit: /etc/binauthz-auditor/credentials.json is not installed; \
+                   see systemd/README.md for keys and for the metadata server)";
+        return refuse("(empty)", why);
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => return refuse("(unreadable)", format!("not JSON: {}", serde_message(&e))),
@@ -701,6 +707,11 @@ mod tests {
         assert!(r.problem.contains("GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1"), "{r:?}");
         let r = parse("{\"type\": \"authorized_user\", \"refresh_token\": \"SECRET", true).err().unwrap();
         assert_eq!(r.kind, "(unreadable)");
+        for empty in ["", "\n"] {
+            let r = parse(empty, true).err().unwrap();
+            assert_eq!(r.kind, "(empty)");
+            assert!(r.problem.contains("credentials.json is not installed"), "{r:?}");
+        }
         let r = refused(
             json!({"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": {"SECRET": 1}}),
             true,
