@@ -16,8 +16,10 @@ use super::run::BIN;
 /// The token gcloud sends; the fake accepts it like one it issued.
 pub const TOKEN: &str = "ya29.gcloud-under-test";
 
-/// The APIs gcloud reaches in the commands the tests run.
-const APIS: [&str; 7] = [
+/// The APIs gcloud reaches in the commands the tests run (the last five in docs/deploy.md's
+/// recipes: overridden, they get the fake's 404 at once instead of a refused tunnel that
+/// gcloud retries for half a minute).
+const APIS: [&str; 12] = [
     "RUN",
     "CLOUDFUNCTIONS",
     "BINARYAUTHORIZATION",
@@ -25,6 +27,11 @@ const APIS: [&str; 7] = [
     "CLOUDRESOURCEMANAGER",
     "SERVICEUSAGE",
     "CLOUDBUILD",
+    "IAM",
+    "SECRETMANAGER",
+    "ARTIFACTREGISTRY",
+    "CLOUDSCHEDULER",
+    "LOGGING",
 ];
 
 pub struct Gcloud {
