@@ -4,7 +4,7 @@
 //! and ports that exist, the pod is locked down, and the ConfigMap's config is one the
 //! auditor accepts once its placeholder is filled in (and refuses before).
 
-mod support;
+pub mod support;
 
 use std::path::Path;
 

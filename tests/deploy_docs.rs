@@ -4,9 +4,10 @@
 //! answers what it does not know with 404, so the commands fail after that: what is checked is
 //! that gcloud got as far as asking. Skipped, with one line, where gcloud is absent.
 
-mod support;
+pub mod support;
 
-use support::fake_google::{FakeGoogle, World};
+use support::fake_google::FakeGoogle;
+use support::fake_google::world::World;
 use support::gcloud::Gcloud;
 
 const TEST: &str = "every_gcloud_command_in_the_deploy_guide_parses_in_real_gcloud";

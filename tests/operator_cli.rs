@@ -2,7 +2,7 @@
 //! or `$PORT` (Cloud Run), the web config flag, `--version`, Cloud Logging's JSON lines,
 //! `audit --format json-lines` and `--exit-zero`. The real binary on the demo snapshot.
 
-mod support;
+pub mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
