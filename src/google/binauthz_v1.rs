@@ -1,7 +1,8 @@
 //! Binary Authorization API v1: the project policy.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use super::containeranalysis_v1::AttestationOccurrence;
 use crate::inventory::Policy;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -51,6 +52,16 @@ pub struct Attestor {
     pub name: String,
     pub etag: String,
     pub user_owned_grafeas_note: Option<UserOwnedGrafeasNote>,
+}
+
+/// `POST .../attestors/A:validateAttestationOccurrence`: the attestation as it is stored, and
+/// the note and image it is stored for.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidateAttestationOccurrenceRequest<'a> {
+    pub attestation: &'a AttestationOccurrence,
+    pub occurrence_note: &'a str,
+    pub occurrence_resource_uri: &'a str,
 }
 
 /// `POST .../attestors/A:validateAttestationOccurrence`: Google's own verdict on an

@@ -1,11 +1,11 @@
 //! Container Analysis (Artifact Analysis) v1: the occurrences of an attestor's note, where
 //! attestations live (`projects.notes.occurrences.list`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::list_response;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Signature {
     /// base64 (protobuf `bytes`).
@@ -13,18 +13,21 @@ pub struct Signature {
     pub public_key_id: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Jwt {
     pub compact_jwt: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Sent back as it came to `validateAttestationOccurrence` (its `attestation` field).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct AttestationOccurrence {
     /// base64 of the exact bytes the signatures sign.
     pub serialized_payload: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub signatures: Vec<Signature>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub jwts: Vec<Jwt>,
 }
 
