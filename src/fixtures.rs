@@ -26,6 +26,7 @@ pub fn workload(kind: Kind, name: &str) -> Workload {
         managed_by_functions: false,
         labels: Default::default(),
         data_updated_at: None,
+        traffic: None,
     }
 }
 

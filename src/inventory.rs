@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::attest::Check;
 use crate::wire::wire_enum;
 
 wire_enum! {
@@ -36,6 +37,7 @@ wire_enum! {
         Resourcemanager = "resourcemanager",
         Asset = "asset",
         Pubsub = "pubsub",
+        Containeranalysis = "containeranalysis",
         Token = "token",
     }
 }
@@ -148,6 +150,17 @@ impl FunctionOrigin {
     }
 }
 
+/// One entry of what a service (or worker pool) routes to, as its status reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrafficTarget {
+    /// The revision's short name; empty when the status names none.
+    pub revision: String,
+    /// Share of the traffic (worker pools: of the instances).
+    pub percent: u32,
+    /// A tag gives the revision its own URL: it serves even at 0 %.
+    pub tag: Option<String>,
+}
+
 /// One deployed workload, whatever API it was listed from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
@@ -169,6 +182,9 @@ pub struct Workload {
     /// When the source last saw the resource change: Cloud Asset Inventory's `updateTime`.
     /// `None` for live reads, which are current by construction.
     pub data_updated_at: Option<String>,
+    /// What a service or worker pool serves now (its status); `None` for kinds that serve
+    /// nothing, or when the source did not say.
+    pub traffic: Option<Vec<TrafficTarget>>,
 }
 
 impl Workload {
@@ -191,6 +207,21 @@ pub struct Policy {
     pub require_attestations_by: Vec<String>,
 }
 
+/// What continuous validation read for one project: the images of its serving revisions and
+/// what the attestations of those images came to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evidence {
+    /// By (location, revision): its images by digest (`REPO@sha256:...`), or why they are
+    /// not known.
+    pub revisions: BTreeMap<(String, String), Result<Vec<String>, String>>,
+    /// By (attestor, image).
+    pub attestations: BTreeMap<(String, String), Check>,
+    /// The Cloud KMS key versions of each attestor read (the printed fix signs with them).
+    pub kms_keys: BTreeMap<String, Vec<String>>,
+    /// The first read that failed: validation of this project is not complete.
+    pub failure: Option<String>,
+}
+
 /// Everything collected about one project in one cycle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProjectInventory {
@@ -199,11 +230,19 @@ pub struct ProjectInventory {
     /// One entry per kind in scope: was the listing complete?
     pub listings: Vec<(Kind, Observed<()>)>,
     pub workloads: Vec<Workload>,
+    /// `None` unless `[validation]` is on.
+    pub validation: Option<Evidence>,
 }
 
 impl ProjectInventory {
     pub fn new(project: impl Into<String>, policy: Observed<Policy>) -> Self {
-        ProjectInventory { project: project.into(), policy, listings: Vec::new(), workloads: Vec::new() }
+        ProjectInventory {
+            project: project.into(),
+            policy,
+            listings: Vec::new(),
+            workloads: Vec::new(),
+            validation: None,
+        }
     }
 
     /// Records a listing; repeated listings of one kind (one per region) fold into one

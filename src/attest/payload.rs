@@ -24,6 +24,17 @@ impl ImageRef {
             .then(|| ImageRef { repository: repository.to_owned(), digest: digest.to_owned() })
     }
 
+    /// `REPO` of `REPO:TAG`, `REPO@DIGEST` or a bare `REPO` (a registry port is not a tag).
+    pub fn repository_of(image: &str) -> Option<&str> {
+        let without_digest = image.split_once('@').map_or(image, |(repo, _)| repo);
+        let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
+        let repository = match without_digest[last_slash..].rfind(':') {
+            Some(colon) => &without_digest[..last_slash + colon],
+            None => without_digest,
+        };
+        (!repository.is_empty()).then_some(repository)
+    }
+
     /// Occurrences name images with or without `https://` (gcloud strips it; the API
     /// documents it): both mean this image when the rest is equal.
     pub fn is_named_by(&self, resource_uri: &str) -> bool {
@@ -90,5 +101,8 @@ mod tests {
         assert_eq!(ImageRef::parse("us-docker.pkg.dev/p/r/app:v1"), None, "a tag is not a digest");
         assert_eq!(ImageRef::parse("app@sha256:xyz"), None);
         assert_eq!(ImageRef::parse("@sha256:ab"), None);
+        assert_eq!(ImageRef::repository_of("localhost:5000/app:v1"), Some("localhost:5000/app"));
+        assert_eq!(ImageRef::repository_of(&format!("gcr.io/p/app@{DIGEST}")), Some("gcr.io/p/app"));
+        assert_eq!(ImageRef::repository_of("gcr.io/p/app"), Some("gcr.io/p/app"));
     }
 }

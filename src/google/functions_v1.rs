@@ -60,6 +60,7 @@ impl Function {
             managed_by_functions: false,
             labels: self.labels,
             data_updated_at: None,
+            traffic: None,
         })
     }
 }

@@ -111,6 +111,7 @@ impl Function {
             managed_by_functions: false,
             labels: self.labels,
             data_updated_at: None,
+            traffic: None,
         })
     }
 }

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::inventory::{BinauthzSetting, FunctionOrigin, Kind, Workload};
+use crate::inventory::{BinauthzSetting, FunctionOrigin, Kind, TrafficTarget, Workload};
 
 /// A list response: its items and the token for the next page, if any.
 pub trait Page: DeserializeOwned {
@@ -65,6 +65,8 @@ pub(crate) use list_response;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Container {
+    /// Matches the container's status in a revision (sidecars have one each).
+    pub name: String,
     pub image: String,
 }
 
@@ -90,6 +92,8 @@ struct RunResource<'a> {
     function_target: Option<&'a str>,
     /// The image its source build produced, if it was built from source.
     built_image: Option<&'a str>,
+    /// The revisions it serves, as its status reports them (services and worker pools).
+    traffic: Option<Vec<TrafficTarget>>,
 }
 
 impl RunResource<'_> {
@@ -109,6 +113,7 @@ impl RunResource<'_> {
             labels: self.labels.iter().filter(|(k, _)| !k.contains('/')).map(|(k, v)| (k.clone(), v.clone())).collect(),
             data_updated_at: None,
             location: self.location,
+            traffic: self.traffic,
         }
     }
 
@@ -135,6 +140,14 @@ pub fn artifact_registry_repository(image: &str) -> Option<String> {
     let (host, project, repo, rest) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     (host.ends_with("-docker.pkg.dev") && !project.is_empty() && !repo.is_empty() && !rest.is_empty())
         .then(|| format!("{host}/{project}/{repo}"))
+}
+
+/// A traffic target as Run v1 (`revisionName`) or v2 (`revision`, maybe a full resource name)
+/// reports it; a target that follows the latest revision without naming it serves `latest`.
+fn traffic_target(revision: &str, percent: i32, tag: Option<String>, latest: Option<&str>) -> TrafficTarget {
+    let named = revision.rsplit('/').next().unwrap_or_default();
+    let revision = if named.is_empty() { latest.and_then(|l| l.rsplit('/').next()).unwrap_or_default() } else { named };
+    TrafficTarget { revision: revision.to_owned(), percent: u32::try_from(percent).unwrap_or(0), tag: non_empty(tag) }
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {

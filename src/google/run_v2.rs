@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{Container, Containers, RunResource, list_response, non_empty};
+use super::{Container, Containers, RunResource, list_response, non_empty, traffic_target};
 use crate::inventory::{BinauthzSetting, Kind, Workload, location_and_name};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -57,6 +57,20 @@ pub struct Resource<T> {
     /// `functionTarget` makes the service a function (`gcloud run deploy --function`).
     pub build_config: Option<BuildConfig>,
     pub template: T,
+    /// What a service serves now; absent: not said (which is not "nothing").
+    pub traffic_statuses: Option<Vec<Target>>,
+    /// What a worker pool runs now.
+    pub instance_split_statuses: Option<Vec<Target>>,
+    pub latest_ready_revision: Option<String>,
+}
+
+/// `trafficStatuses[]` of a service, `instanceSplitStatuses[]` of a worker pool.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Target {
+    pub revision: String,
+    pub percent: i32,
+    pub tag: Option<String>,
 }
 
 pub type Service = Resource<RevisionTemplate>;
@@ -79,6 +93,15 @@ impl<T: Containers> Resource<T> {
     pub fn into_workload(self, project: &str, kind: Kind) -> Result<Workload, String> {
         let (location, name) =
             location_and_name(&self.name).ok_or_else(|| format!("{kind} with malformed name {:?}", self.name))?;
+        let targets = match kind {
+            Kind::Service => self.traffic_statuses,
+            Kind::WorkerPool => self.instance_split_statuses,
+            Kind::Job | Kind::Function => None,
+        };
+        let latest = self.latest_ready_revision.as_deref();
+        let traffic = targets.map(|targets| {
+            targets.into_iter().map(|t| traffic_target(&t.revision, t.percent, t.tag, latest)).collect()
+        });
         let build = self.build_config.as_ref();
         Ok(RunResource {
             project,
@@ -91,6 +114,7 @@ impl<T: Containers> Resource<T> {
             last_modifier: non_empty(self.last_modifier).or(non_empty(self.creator)),
             function_target: build.and_then(|b| b.function_target.as_deref()),
             built_image: build.and_then(|b| b.image_uri.as_deref()).filter(|i| !i.trim().is_empty()),
+            traffic,
         }
         .into_workload())
     }
@@ -146,6 +170,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.into_workload("p", Kind::Service).unwrap().function, None);
+    }
+
+    #[test]
+    fn v2_traffic_and_instance_splits_name_their_revisions() {
+        let s: Service = serde_json::from_str(
+            r#"{"name":"projects/p/locations/l/services/api","latestReadyRevision":"projects/p/locations/l/services/api/revisions/api-00002-b",
+                "trafficStatuses":[{"type":"TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST","percent":90},
+                                   {"type":"TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION","revision":"api-00001-a","percent":10,"tag":"canary"}]}"#,
+        )
+        .unwrap();
+        let traffic = s.into_workload("p", Kind::Service).unwrap().traffic.unwrap();
+        assert_eq!(traffic[0].revision, "api-00002-b", "the latest target serves the latest ready revision");
+        assert_eq!((traffic[1].percent, traffic[1].tag.as_deref()), (10, Some("canary")));
+        let pool: WorkerPool = serde_json::from_str(
+            r#"{"name":"projects/p/locations/l/workerPools/w","instanceSplitStatuses":[{"revision":"w-00001-a","percent":100}]}"#,
+        )
+        .unwrap();
+        assert_eq!(pool.into_workload("p", Kind::WorkerPool).unwrap().traffic.unwrap()[0].revision, "w-00001-a");
     }
 
     #[test]
