@@ -125,6 +125,7 @@ mod tests {
             remediation_note: None,
             labels: Default::default(),
             data_updated_at: None,
+            serving: None,
         }
     }
 

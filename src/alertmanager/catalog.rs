@@ -39,12 +39,17 @@ pub fn violation_alert(v: Violation) -> &'static str {
         Violation::AllowlistMissing => "BinauthzWorkloadAllowlistMissing",
         Violation::Gen1Function => "BinauthzWorkloadGen1Function",
         Violation::ExemptImage => "BinauthzWorkloadExemptImage",
+        Violation::UnattestedRevision => "BinauthzWorkloadUnattestedRevision",
+        Violation::DeniedRevisionServing => "BinauthzWorkloadDeniedRevisionServing",
     }
 }
 
 pub fn violation_severity(v: Violation) -> &'static str {
     match v {
-        Violation::Breakglass | Violation::BinauthzDisabled => "critical",
+        Violation::Breakglass
+        | Violation::BinauthzDisabled
+        | Violation::UnattestedRevision
+        | Violation::DeniedRevisionServing => "critical",
         _ => "warning",
     }
 }

@@ -2,13 +2,17 @@
 
 pub mod allowlist;
 mod remediation;
+pub mod validation;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::inventory::{Api, BinauthzSetting, FunctionOrigin, Kind, Observed, Policy, ProjectInventory, Workload};
+use crate::inventory::{
+    Api, BinauthzSetting, Evidence, FunctionOrigin, Kind, Observed, Policy, ProjectInventory, Workload,
+};
 use crate::wire::wire_enum;
+use validation::ServingRevision;
 
 /// Operator choices that change what counts as compliant (`[rules]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,6 +31,12 @@ wire_enum! {
         AllowlistMissing = "allowlist_missing",
         Gen1Function = "gen1_function",
         ExemptImage = "exempt_image",
+        /// A revision that serves (traffic, or a tag) runs an image without a valid
+        /// attestation from every attestor the policy requires today.
+        UnattestedRevision = "unattested_revision",
+        /// The policy's default rule is ALWAYS_DENY, and a revision still serves an image the
+        /// allowlist does not exempt.
+        DeniedRevisionServing = "denied_revision_serving",
     }
 }
 
@@ -72,6 +82,8 @@ pub struct ResourceVerdict {
     pub labels: BTreeMap<String, String>,
     /// When the source last saw the resource change (Asset Inventory); `None` for live reads.
     pub data_updated_at: Option<String>,
+    /// What serves now and what the policy today says of it; `None` unless `[validation]` is on.
+    pub serving: Option<Vec<ServingRevision>>,
 }
 
 /// How the policy's allowlist covers a build repository that functions need.
@@ -130,6 +142,16 @@ pub struct ProjectVerdict {
     pub disabled_apis: Vec<Api>,
     pub allowlist: Vec<AllowlistEntry>,
     pub resources: Vec<ResourceVerdict>,
+    /// `None` unless `[validation]` is on.
+    pub validation: Option<ValidationStatus>,
+}
+
+/// Whether continuous validation read everything it needed for a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValidationStatus {
+    pub complete: bool,
+    /// The first read that failed.
+    pub error: Option<String>,
 }
 
 /// What the evaluator knows about the project's policy.
@@ -173,6 +195,10 @@ pub fn evaluate_project(inventory: &ProjectInventory, rules: &Rules) -> ProjectV
         disabled_apis: disabled_apis.into_iter().collect(),
         allowlist,
         resources,
+        validation: inventory
+            .validation
+            .as_ref()
+            .map(|e| ValidationStatus { complete: e.failure.is_none(), error: e.failure.clone() }),
     }
 }
 
@@ -219,8 +245,9 @@ fn allowlist_entries(ctx: &Context<'_>, workloads: &[Workload]) -> Vec<Allowlist
 struct Context<'a> {
     rules: &'a Rules,
     policy: PolicyView<'a>,
-    services: HashMap<(&'a str, &'a str), &'a Workload>,
+    services: BTreeMap<(&'a str, &'a str), &'a Workload>,
     services_listing: Option<&'a Observed<()>>,
+    evidence: Option<&'a Evidence>,
     /// (location, name) of the Run services that gen2 functions run on.
     backing_services: BTreeSet<(&'a str, &'a str)>,
 }
@@ -243,7 +270,14 @@ impl<'a> Context<'a> {
                 _ => None,
             })
             .collect();
-        Context { rules, policy, services, services_listing: inventory.listing(Kind::Service), backing_services }
+        Context {
+            rules,
+            policy,
+            services,
+            services_listing: inventory.listing(Kind::Service),
+            evidence: inventory.validation.as_ref(),
+            backing_services,
+        }
     }
 
     fn is_backing_service(&self, w: &Workload) -> bool {
@@ -301,6 +335,7 @@ impl<'a> Context<'a> {
                 (PolicyView::Absent, _) => {}
             }
         }
+        let serving = self.validate(w, &mut violations, &mut unknown, &mut fix);
 
         let violations: Vec<Violation> = violations.into_iter().collect();
         let compliance = if !violations.is_empty() {
@@ -325,7 +360,29 @@ impl<'a> Context<'a> {
             last_modifier: w.last_modifier.clone(),
             labels: w.labels.clone(),
             data_updated_at: w.data_updated_at.clone(),
+            serving,
         }
+    }
+
+    /// Continuous validation, when on: what serves must pass the policy today. A project
+    /// without a Binary Authorization policy (API disabled) has nothing to check.
+    fn validate(
+        &self,
+        w: &Workload,
+        violations: &mut BTreeSet<Violation>,
+        unknown: &mut Option<String>,
+        fix: &mut remediation::Context,
+    ) -> Option<Vec<ServingRevision>> {
+        let evidence = self.evidence?;
+        let PolicyView::Known(policy) = self.policy else { return Some(Vec::new()) };
+        let services_read = self.services_listing.is_some();
+        let validated = validation::validate(w, policy, evidence, &self.services, services_read);
+        violations.extend(validated.violation);
+        if unknown.is_none() {
+            *unknown = validated.unknown.map(|why| format!("continuous validation: {why}"));
+        }
+        fix.serving = validated.fix;
+        Some(validated.serving)
     }
 
     fn check_setting(&self, setting: Option<&BinauthzSetting>, violations: &mut BTreeSet<Violation>) {

@@ -4,6 +4,7 @@
 //! sources) is shell-quoted: a snapshot can hold anything. Explanations, and the reason when
 //! no command is safe, go in `note`.
 
+use crate::evaluate::validation::ServingFix;
 use crate::evaluate::{AllowlistEntry, AllowlistStatus, Violation};
 use crate::inventory::{FunctionOrigin, FunctionSource, Kind, Workload};
 
@@ -14,6 +15,8 @@ pub struct Context {
     pub allowlist: Option<AllowlistEntry>,
     /// The policy patterns that exempt the workload's image.
     pub exempted_by: Vec<Exemption>,
+    /// What would make the serving revisions pass (continuous validation).
+    pub serving: ServingFix,
 }
 
 #[derive(Debug)]
@@ -71,6 +74,18 @@ pub fn for_violations(w: &Workload, violations: &[Violation], ctx: &Context) -> 
     if let Some(entry) = &ctx.allowlist {
         allowlist_step(&mut plan, w, entry);
     }
+    // Before the setting: once the workload is enforced, a change that routes traffic is
+    // checked, so the serving revisions must already pass.
+    if violations.contains(&Violation::DeniedRevisionServing) {
+        plan.note(format!(
+            "The policy's default rule is ALWAYS_DENY, yet {} still serve: deployed today, their images would be refused. No command is safe: exempting the images (allowlist) or changing the rule is a policy decision, and deleting the {} stops it serving.",
+            ctx.serving.failing.join(", "),
+            w.kind.to_string().replace('_', " ")
+        ));
+    }
+    if violations.contains(&Violation::UnattestedRevision) {
+        serve_attested(&mut plan, w, &ctx.serving);
+    }
     let setting_wrong = violations
         .iter()
         .any(|v| matches!(v, Violation::BinauthzDisabled | Violation::NonDefaultPolicy | Violation::Breakglass));
@@ -123,6 +138,54 @@ fn enable_default(plan: &mut Plan, w: &Workload, breakglass: bool) {
             plan.note("Jobs are checked at each execution: the next execution is enforced.");
         }
     }
+}
+
+/// Unattested images serve: move the traffic to a revision that passes, or attest the images.
+fn serve_attested(plan: &mut Plan, w: &Workload, fix: &ServingFix) {
+    let failing = fix.failing.join(", ");
+    let is_run_service = w.kind == Kind::Service && !matches!(w.function, Some(FunctionOrigin::FunctionsApi { .. }));
+    if let (true, Some(keep)) = (is_run_service, &fix.keep) {
+        let mut command = format!("gcloud run services update-traffic {}", target(w));
+        if !fix.drop_tags.is_empty() {
+            command.push_str(&format!(" --remove-tags={}", quote(&fix.drop_tags.join(","))));
+        }
+        command.push_str(&format!(" --to-revisions={}", quote(&format!("{keep}=100"))));
+        plan.step(command);
+        plan.note(format!(
+            "{failing} serve images without a valid attestation from every attestor the policy requires today; the fix moves all traffic to {keep}, which passes{}. Binary Authorization checks every revision a traffic change routes to.",
+            if fix.drop_tags.is_empty() { "" } else { ", and removes the tags that keep the others reachable" }
+        ));
+        return;
+    }
+    let signable = !fix.attest.is_empty() && fix.attest.iter().all(|(_, _, key)| key.is_some());
+    if signable {
+        for (image, attestor, key) in &fix.attest {
+            let project = attestor.split('/').nth(1).unwrap_or_default();
+            plan.step(format!(
+                "gcloud beta container binauthz attestations sign-and-create --project={} --artifact-url={} --attestor={} --keyversion={}",
+                quote(project),
+                quote(image),
+                quote(attestor),
+                quote(key.as_deref().unwrap_or_default())
+            ));
+        }
+        plan.note(format!(
+            "{failing} serve images without a valid attestation, and no serving revision passes. The fix signs each image with its attestor's Cloud KMS key: run it only for images the attestor vouches for (what your build pipeline produced); attesting whatever serves to quiet this report defeats Binary Authorization. Otherwise deploy an attested image."
+        ));
+        return;
+    }
+    let steps = fix
+        .attest
+        .first()
+        .map(|(image, attestor, _)| {
+            format!(
+                " To attest {image} by {attestor}: gcloud container binauthz create-signature-payload --artifact-url={image} > payload.json, sign payload.json with one of the attestor's keys, then gcloud container binauthz attestations create --artifact-url={image} --attestor={attestor} --signature-file=SIGNATURE --public-key-id=KEY_ID."
+            )
+        })
+        .unwrap_or_default();
+    plan.note(format!(
+        "No safe command: {failing} serve images without a valid attestation, no serving revision passes, and the attestor's key is not one gcloud can sign with here (Cloud KMS). Deploy an attested image, or have the attestor's signer attest the image.{steps}"
+    ));
 }
 
 fn not_retroactive(kind: &str) -> String {

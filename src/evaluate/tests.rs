@@ -315,3 +315,110 @@ fn names_from_a_hostile_snapshot_are_quoted_in_every_command() {
         )
     );
 }
+
+mod validation {
+    use super::*;
+    use crate::attest::{Cause, Check};
+    use crate::evaluate::validation::ServingVerdict;
+    use crate::inventory::{Evidence, TrafficTarget};
+
+    const GOOD: &str =
+        "us-docker.pkg.dev/p/app/web@sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const BAD: &str =
+        "us-docker.pkg.dev/p/app/web@sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const CI: &str = "projects/p/attestors/built-by-ci";
+
+    fn serving(traffic: &[(&str, u32, Option<&str>)]) -> Option<Vec<TrafficTarget>> {
+        Some(
+            traffic
+                .iter()
+                .map(|(r, p, t)| TrafficTarget { revision: (*r).into(), percent: *p, tag: t.map(Into::into) })
+                .collect(),
+        )
+    }
+
+    fn evidence(images: &[(&str, &str)], attested: &[&str]) -> Evidence {
+        let mut e = Evidence::default();
+        for (revision, image) in images {
+            e.revisions.insert((REGION.into(), (*revision).into()), Ok(vec![(*image).into()]));
+            let check = match attested.contains(image) {
+                true => Check::Verified,
+                false => Check::Failed { cause: Cause::UnknownKey, detail: "signed by key-9".into() },
+            };
+            e.attestations.insert((CI.into(), (*image).into()), check);
+        }
+        e
+    }
+
+    fn evaluate_with(workloads: Vec<Workload>, evidence: Option<Evidence>) -> ProjectVerdict {
+        let mut inv = inventory(Observed::Seen(enforcing_policy(FUNCTION_REPOS)), workloads);
+        inv.validation = evidence;
+        evaluate_project(&inv, &Rules::default())
+    }
+
+    #[test]
+    fn an_unattested_canary_is_a_violation_fixed_by_moving_its_traffic() {
+        let web = Workload {
+            traffic: serving(&[("web-1", 90, None), ("web-2", 10, Some("canary"))]),
+            ..workload(Kind::Service, "web")
+        };
+        let v = evaluate_with(vec![web.clone()], Some(evidence(&[("web-1", GOOD), ("web-2", BAD)], &[GOOD])));
+        let r = &v.resources[0];
+        assert_eq!(r.violations, vec![Violation::UnattestedRevision]);
+        assert_eq!(
+            r.remediation.as_deref(),
+            Some(
+                "gcloud run services update-traffic web --project p --region us-central1 --remove-tags=canary --to-revisions=web-1=100"
+            )
+        );
+        let serving = r.serving.as_ref().unwrap();
+        assert_eq!(serving[1].images[0].attestors[0].cause, Some(Cause::UnknownKey));
+        assert_eq!(v.validation, Some(ValidationStatus { complete: true, error: None }));
+
+        let off = evaluate_with(vec![web], None);
+        assert_eq!((off.resources[0].violations.as_slice(), &off.resources[0].serving), (&[][..], &None));
+        assert_eq!(off.validation, None, "[validation] off changes nothing");
+    }
+
+    #[test]
+    fn a_gen2_function_is_validated_through_its_run_service() {
+        let f = gen2_function("hook");
+        let s = Workload { traffic: serving(&[("hook-1", 100, None)]), ..backing_service("hook", default_binauthz()) };
+        let v = evaluate_with(vec![f, s], Some(evidence(&[("hook-1", BAD)], &[])));
+        assert_eq!(v.resources.len(), 1);
+        let r = &v.resources[0];
+        assert_eq!((r.kind, r.violations.clone()), (Kind::Function, vec![Violation::UnattestedRevision]));
+        assert_eq!(r.remediation, None, "no Run traffic command for a function, and no KMS key to sign with");
+        assert!(r.remediation_note.as_deref().unwrap().contains("No safe command"), "{r:?}");
+    }
+
+    #[test]
+    fn a_kms_attestor_gets_a_sign_and_create_command_when_no_revision_passes() {
+        let web = Workload { traffic: serving(&[("web-2", 100, None)]), ..workload(Kind::Service, "web") };
+        let mut e = evidence(&[("web-2", BAD)], &[]);
+        let key = "projects/p/locations/global/keyRings/ci/cryptoKeys/attest/cryptoKeyVersions/1";
+        e.kms_keys.insert(CI.into(), vec![key.into()]);
+        let r = &evaluate_with(vec![web], Some(e)).resources[0];
+        assert_eq!(
+            r.remediation.as_deref().unwrap(),
+            format!(
+                "gcloud beta container binauthz attestations sign-and-create --project=p --artifact-url={BAD} --attestor={CI} --keyversion={key}"
+            )
+        );
+    }
+
+    #[test]
+    fn unreadable_validation_makes_the_workload_unknown_and_the_project_incomplete_for_validation() {
+        let web = Workload { traffic: serving(&[("web-1", 100, None)]), ..workload(Kind::Service, "web") };
+        let mut e = evidence(&[("web-1", GOOD)], &[]);
+        e.attestations.insert((CI.into(), GOOD.into()), Check::Unknown("GET note: HTTP 403".into()));
+        e.failure = Some("GET note: HTTP 403".into());
+        let v = evaluate_with(vec![web], Some(e));
+        let r = &v.resources[0];
+        assert_eq!(r.compliance, Compliance::Unknown);
+        assert!(r.unknown_reason.as_deref().unwrap().starts_with("continuous validation: serving revision web-1"));
+        assert_eq!(r.serving.as_ref().unwrap()[0].verdict, ServingVerdict::Unknown);
+        assert!(v.complete, "the listings were read; validation says what it could not");
+        assert!(!v.validation.unwrap().complete);
+    }
+}
