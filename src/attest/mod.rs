@@ -7,7 +7,7 @@ pub mod pkix;
 mod verify;
 
 pub use payload::ImageRef;
-pub use verify::{AskGoogle, Judgement, after_google, judge};
+pub use verify::{AskGoogle, Judgement, judge, with_google_answers};
 
 use crate::google::binauthz_v1;
 use crate::wire::wire_enum;
@@ -52,7 +52,7 @@ pub enum Check {
 }
 
 /// An attestor as validation needs it: where its attestations are, and its keys today.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Attestor {
     /// `projects/P/attestors/A`.
     pub name: String,
@@ -61,7 +61,7 @@ pub struct Attestor {
     pub keys: Vec<PublicKey>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PublicKey {
     /// What a signature's `publicKeyId` must equal exactly.
     pub id: String,
@@ -69,7 +69,7 @@ pub struct PublicKey {
 }
 
 /// Who can check a signature by this key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum KeyCheck {
     /// The auditor, with ring (ECDSA P-256/P-384, RSA PKCS#1 and PSS).
     Local(pkix::PkixKey),

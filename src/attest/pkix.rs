@@ -7,7 +7,7 @@ use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 
 /// What ring can verify locally; everything else goes to Google's
 /// `validateAttestationOccurrence`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LocalAlgorithm {
     EcdsaP256Sha256,
     EcdsaP384Sha384,
@@ -52,7 +52,7 @@ impl LocalAlgorithm {
 }
 
 /// A key ready to verify: the algorithm and the key bytes ring takes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PkixKey {
     algorithm: LocalAlgorithm,
     key: Vec<u8>,

@@ -6,7 +6,7 @@
 use base64::Engine;
 
 use super::payload::{ImageRef, signed_digest};
-use super::{Attestor, Cause, KeyCheck};
+use super::{Attestor, Cause, Check, KeyCheck};
 use crate::google::containeranalysis_v1::{AttestationOccurrence, Occurrence};
 
 /// What the occurrences came to.
@@ -144,6 +144,32 @@ pub fn after_google(
     let payload = decode(&ask.attestation.serialized_payload)
         .ok_or_else(|| (Cause::PayloadMismatch, format!("{}: the payload is not base64", ask.occurrence)))?;
     digest_matches(image, &payload).map_err(|detail| (Cause::PayloadMismatch, format!("{}: {detail}", ask.occurrence)))
+}
+
+/// The verdict once Google answered for each attestation it was asked about: one verified
+/// is enough; otherwise a failed call leaves the image undecided, and refusals stand beside
+/// `otherwise`, the closest failure reported.
+pub fn with_google_answers(
+    image: &ImageRef,
+    otherwise: (Cause, String),
+    answers: &[(AskGoogle, Result<(String, String), String>)],
+) -> Check {
+    let mut worst = Worst(Some(otherwise));
+    let mut unreadable = None;
+    for (ask, answer) in answers {
+        match answer {
+            Ok((result, denial)) => match after_google(image, ask, result, denial) {
+                Ok(()) => return Check::Verified,
+                Err((cause, detail)) => worst.saw(cause, detail),
+            },
+            Err(e) => unreadable = unreadable.or(Some(e.clone())),
+        }
+    }
+    match (unreadable, worst.0) {
+        (Some(e), _) => Check::Unknown(e),
+        (None, Some((cause, detail))) => Check::Failed { cause, detail },
+        (None, None) => Check::Unknown("Google gave no answer".into()),
+    }
 }
 
 fn digest_matches(image: &ImageRef, payload: &[u8]) -> Result<(), String> {
@@ -305,6 +331,17 @@ mod tests {
             matches!(refused, Err((Cause::BadSignature, ref d)) if d.contains("no key verified it")),
             "{refused:?}"
         );
+        let ask = occurrences[0].clone();
+        let answered = |answer: Result<(String, String), String>| {
+            with_google_answers(&f.image, otherwise.clone(), &[(ask.clone(), answer)])
+        };
+        assert_eq!(answered(Ok(("VERIFIED".into(), String::new()))), Check::Verified);
+        assert!(
+            matches!(answered(Err("HTTP 403".into())), Check::Unknown(e) if e == "HTTP 403"),
+            "a failed call decides nothing"
+        );
+        let refused = answered(Ok(("ATTESTATION_NOT_VERIFIABLE".into(), "bad".into())));
+        assert!(matches!(refused, Check::Failed { cause: Cause::BadSignature, .. }), "{refused:?}");
         let mut wrong = occurrences[0].clone();
         wrong.attestation.serialized_payload = b64(&payload(OTHER));
         assert!(matches!(after_google(&f.image, &wrong, "VERIFIED", ""), Err((Cause::PayloadMismatch, _))));

@@ -209,6 +209,7 @@ impl ApiClient {
             (Api::Binaryauthorization, Pacer::new(rate_limits.binaryauthorization)),
             (Api::Resourcemanager, Pacer::new(rate_limits.resourcemanager)),
             (Api::Asset, Pacer::new(rate_limits.asset)),
+            (Api::Containeranalysis, Pacer::new(rate_limits.containeranalysis)),
         ]);
         Ok(Arc::new(ApiClient {
             http,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod gcp;
 pub mod reread;
 pub mod snapshot;
+pub mod validation;
 
 use futures_util::StreamExt;
 use futures_util::stream;
@@ -15,8 +16,14 @@ use futures_util::stream;
 use crate::config::{self, Config};
 use crate::inventory::ProjectInventory;
 
-/// The configured way of reading the world, ready to collect.
-pub enum Collector {
+/// The configured way of reading the world, ready to collect: where workloads and policies
+/// are read, and, with `[validation]`, what their serving revisions run and its attestations.
+pub struct Collector {
+    source: Source,
+    validator: Option<validation::Validator>,
+}
+
+enum Source {
     Gcp(Box<gcp::GcpSource>),
     Snapshot(snapshot::SnapshotSource),
     AssetInventory(asset::AssetSource),
@@ -34,40 +41,52 @@ pub struct Collected<T> {
 impl Collector {
     /// Builds the configured source; a bad credentials file fails here, naming the path.
     pub fn from_config(config: &Config, metrics: client::ClientMetrics) -> Result<Collector, String> {
-        match &config.source {
+        let source = match &config.source {
             config::Source::Snapshot { path } if !path.exists() => {
-                Err(format!("source.path {}: no such file or directory", path.display()))
+                return Err(format!("source.path {}: no such file or directory", path.display()));
             }
-            config::Source::Snapshot { path } => Ok(Collector::Snapshot(snapshot::SnapshotSource::new(
+            config::Source::Snapshot { path } => Source::Snapshot(snapshot::SnapshotSource::new(
                 path.clone(),
                 config.scope.projects.clone(),
                 config.scope.kinds.clone(),
-            ))),
+            )),
             config::Source::Gcp => {
                 let client = api_client(config, metrics)?;
                 let gcp = &config.gcp;
-                Ok(Collector::Gcp(Box::new(gcp::GcpSource::new(
+                Source::Gcp(Box::new(gcp::GcpSource::new(
                     client,
                     gcp.endpoints.clone(),
                     config.scope.clone(),
                     gcp.run_api,
-                ))))
+                )))
             }
-            config::Source::AssetInventory { scope } => Ok(Collector::AssetInventory(asset::AssetSource::new(
+            config::Source::AssetInventory { scope } => Source::AssetInventory(asset::AssetSource::new(
                 api_client(config, metrics)?,
                 config.gcp.endpoints.asset.clone(),
                 scope.clone(),
                 config.scope.kinds.clone(),
-            ))),
-        }
+            )),
+        };
+        let mut collector = Collector { source, validator: None };
+        // The configuration refuses validation with a snapshot; said again rather than assumed.
+        collector.validator = match (&config.validation, collector.api_client()) {
+            (None, _) => None,
+            (Some(v), Some(client)) => Some(validation::Validator::new(
+                std::sync::Arc::clone(client),
+                config.gcp.endpoints.clone(),
+                v.recheck_interval,
+            )),
+            (Some(_), None) => return Err("[validation] needs a Google source (gcp or asset_inventory)".into()),
+        };
+        Ok(collector)
     }
 
     /// The client Google is read with; `None` for a snapshot.
     pub fn api_client(&self) -> Option<&std::sync::Arc<client::ApiClient>> {
-        match self {
-            Collector::Gcp(s) => Some(s.client()),
-            Collector::AssetInventory(s) => Some(s.client()),
-            Collector::Snapshot(_) => None,
+        match &self.source {
+            Source::Gcp(s) => Some(s.client()),
+            Source::AssetInventory(s) => Some(s.client()),
+            Source::Snapshot(_) => None,
         }
     }
 
@@ -75,7 +94,8 @@ impl Collector {
     /// bounded separately inside the HTTP client), handing each inventory to `each` as soon as
     /// it is complete. Projects `scope.exclude_projects` names are never read (an asset feed
     /// holds them anyway: they are dropped unread). Whatever the source, what reaches `each`
-    /// holds only `scope.projects` (when named) and workloads in `scope.regions` (when named).
+    /// holds only `scope.projects` (when named) and workloads in `scope.regions` (when named),
+    /// and, with `[validation]`, the evidence about what they serve.
     pub async fn collect<T>(
         &self,
         scope: &config::Scope,
@@ -86,15 +106,29 @@ impl Collector {
             let named = scope.projects.is_empty() || scope.projects.contains(&inventory.project);
             named && !discovery::excluded(&scope.exclude_projects, &inventory.project)
         };
-        let each = |inventory| each(in_regions(scope, inventory));
-        match self {
-            Collector::AssetInventory(s) => whole(s.collect_all().await, kept, each),
-            Collector::Snapshot(s) => match s.collect_asset_file().await {
-                Some(result) => whole(result, kept, each),
-                None => per_project(s, scope, concurrency, each).await,
+        let cycle = self.validator.as_ref().map(validation::Validator::cycle);
+        let validated = |inventory: ProjectInventory| {
+            let cycle = cycle.as_ref();
+            async move {
+                let mut inventory = in_regions(scope, inventory);
+                if let (Some(validator), Some(cycle)) = (&self.validator, cycle) {
+                    inventory.validation = Some(validator.evidence(cycle, &inventory).await);
+                }
+                inventory
+            }
+        };
+        let collected = match &self.source {
+            Source::AssetInventory(s) => whole(s.collect_all().await, kept, validated, &each, concurrency).await,
+            Source::Snapshot(s) => match s.collect_asset_file().await {
+                Some(result) => whole(result, kept, validated, &each, concurrency).await,
+                None => per_project(s, scope, concurrency, validated, &each).await,
             },
-            Collector::Gcp(s) => per_project(s.as_ref(), scope, concurrency, each).await,
+            Source::Gcp(s) => per_project(s.as_ref(), scope, concurrency, validated, &each).await,
+        };
+        if let (Some(validator), Some(cycle)) = (&self.validator, cycle) {
+            validator.finish(cycle);
         }
+        collected
     }
 }
 
@@ -116,23 +150,27 @@ trait PerProject {
 
 /// A source read in one go (an Asset Inventory feed or export): it fails or succeeds whole.
 /// The whole feed is held while it is grouped: its memory is the feed's size.
-fn whole<T>(
+async fn whole<T, F: Future<Output = ProjectInventory>>(
     result: Result<Vec<ProjectInventory>, String>,
     kept: impl Fn(&ProjectInventory) -> bool,
+    prepare: impl Fn(ProjectInventory) -> F,
     each: impl Fn(ProjectInventory) -> T,
+    concurrency: usize,
 ) -> Collected<T> {
     match result {
         Ok(projects) => {
-            Collected { projects: projects.into_iter().filter(kept).map(each).collect(), discovery_error: None }
+            let prepared = stream::iter(projects.into_iter().filter(kept)).map(prepare).buffered(concurrency.max(1));
+            Collected { projects: prepared.map(each).collect().await, discovery_error: None }
         }
         Err(e) => Collected { projects: Vec::new(), discovery_error: Some(e) },
     }
 }
 
-async fn per_project<S: PerProject, T>(
+async fn per_project<S: PerProject, T, F: Future<Output = ProjectInventory>>(
     source: &S,
     scope: &config::Scope,
     concurrency: usize,
+    prepare: impl Fn(ProjectInventory) -> F,
     each: impl Fn(ProjectInventory) -> T,
 ) -> Collected<T> {
     let (projects, discovery_error) = match source.projects().await {
@@ -141,10 +179,10 @@ async fn per_project<S: PerProject, T>(
     };
     let projects: Vec<String> =
         projects.into_iter().filter(|p| !discovery::excluded(&scope.exclude_projects, p)).collect();
-    let each = &each;
+    let (prepare, each) = (&prepare, &each);
     let mut results: Vec<(String, T)> = stream::iter(projects)
         .map(|p| async move {
-            let inventory = source.collect_project(&p).await;
+            let inventory = prepare(source.collect_project(&p).await).await;
             (p, each(inventory))
         })
         .buffer_unordered(concurrency.max(1))

@@ -36,6 +36,15 @@ pub struct Config {
     /// Near-real-time re-audits from Pub/Sub; `None`: the schedule alone.
     pub events: Option<Events>,
     pub metrics: MetricsConfig,
+    /// Continuous validation of what serves; `None`: off (the default).
+    pub validation: Option<Validation>,
+}
+
+/// `[validation]`: every serving image checked against the policy today.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validation {
+    /// How long an image that passed is not looked up again (its attestor is, every cycle).
+    pub recheck_interval: Duration,
 }
 
 /// `[events]`: which Pub/Sub subscription announces changes, and in which form.
@@ -153,12 +162,20 @@ pub struct RateLimits {
     pub binaryauthorization: u32,
     pub resourcemanager: u32,
     pub asset: u32,
+    pub containeranalysis: u32,
 }
 
 impl Default for RateLimits {
     /// See docs/performance.md for the quotas behind these numbers.
     fn default() -> Self {
-        RateLimits { run: 1200, functions: 3000, binaryauthorization: 1200, resourcemanager: 600, asset: 100 }
+        RateLimits {
+            run: 1200,
+            functions: 3000,
+            binaryauthorization: 1200,
+            resourcemanager: 600,
+            asset: 100,
+            containeranalysis: 1200,
+        }
     }
 }
 
@@ -175,6 +192,8 @@ pub struct Endpoints {
     pub iamcredentials: String,
     /// Event mode pulls `{pubsub}/v1/{subscription}:pull`.
     pub pubsub: String,
+    /// Continuous validation lists attestations (occurrences of attestors' notes) here.
+    pub containeranalysis: String,
 }
 
 impl Endpoints {
@@ -190,6 +209,7 @@ impl Endpoints {
             oauth2: at("oauth2"),
             iamcredentials: at("iamcredentials"),
             pubsub: at("pubsub"),
+            containeranalysis: at("containeranalysis"),
         }
     }
 }
@@ -302,6 +322,7 @@ impl Config {
             alertmanager: raw.alertmanager.map(|am| am.resolve(&ctx)).transpose()?,
             events: raw.events.map(|e| e.resolve(&ctx, &source)).transpose()?,
             metrics: raw.metrics.resolve(&ctx)?,
+            validation: raw.validation.resolve(&ctx, &source)?,
             source,
         })
     }
@@ -567,6 +588,38 @@ mod tests {
         assert_eq!(parse("[scope]\nprojects=[\"p\"]\n").unwrap().gcp.endpoints, Endpoints::google());
         let c = parse("[scope]\nprojects=[\"p\"]\n[gcp.endpoints]\nrun = \"http://127.0.0.1:1/\"\n").unwrap();
         assert_eq!(c.gcp.endpoints, Endpoints { run: "http://127.0.0.1:1".into(), ..Endpoints::google() });
+    }
+
+    #[test]
+    fn validation_is_off_unless_enabled_and_needs_a_google_source() {
+        let base = "[scope]\nprojects=[\"p\"]\n";
+        assert_eq!(parse(base).unwrap().validation, None);
+        let c = parse(&format!("{base}[validation]\nenabled = true\n")).unwrap();
+        assert_eq!(c.validation, Some(Validation { recheck_interval: Duration::from_secs(3600) }));
+        assert_eq!(c.gcp.endpoints.containeranalysis, "https://containeranalysis.googleapis.com");
+        let c = parse(&format!("{base}[validation]\nenabled = true\nrecheck_interval = \"10m\"\n")).unwrap();
+        assert_eq!(c.validation.unwrap().recheck_interval, Duration::from_secs(600));
+        assert_eq!(
+            parse(&format!("{base}[validation]\nenabled = false\nrecheck_interval = \"10m\"\n")).unwrap().validation,
+            None
+        );
+        let cases = [
+            (format!("{base}[validation]\nenabled = \"yes\"\n"), "4:11", "invalid type"),
+            (format!("{base}[validation]\nenabled = true\nrecheck = \"1h\"\n"), "5:1", "unknown field `recheck`"),
+            (format!("{base}[validation]\nenabled = true\nrecheck_interval = \"0s\"\n"), "5:20", "greater than zero"),
+            (
+                "[source]\nkind = \"snapshot\"\npath = \"demo\"\n[validation]\nenabled = true\n".to_string(),
+                "5:11",
+                "validation.enabled: continuous validation reads",
+            ),
+        ];
+        for (text, pos, needle) in cases {
+            let err = parse(&text).unwrap_err();
+            assert!(
+                err.starts_with(&format!("/etc/b/config.toml:{pos}: ")) && err.contains(needle),
+                "{text} gave {err}"
+            );
+        }
     }
 
     #[test]

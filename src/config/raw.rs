@@ -30,6 +30,14 @@ pub(super) struct RawConfig {
     pub alertmanager: Option<RawAlertmanager>,
     pub events: Option<RawEvents>,
     pub metrics: RawMetrics,
+    pub validation: RawValidation,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawValidation {
+    pub enabled: Option<Spanned<bool>>,
+    pub recheck_interval: Option<HumanDuration>,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +169,7 @@ pub(super) struct RawEndpoints {
     pub oauth2: Option<Spanned<String>>,
     pub iamcredentials: Option<Spanned<String>>,
     pub pubsub: Option<Spanned<String>>,
+    pub containeranalysis: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

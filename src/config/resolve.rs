@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawAlertmanager, RawEndpoints, RawEvents, RawGcp, RawMetrics, RawScope, RawServer, RawSource};
+use super::raw::{
+    RawAlertmanager, RawEndpoints, RawEvents, RawGcp, RawMetrics, RawScope, RawServer, RawSource, RawValidation,
+};
 use super::{
     Alertmanager, ConfigError, Endpoints, Events, Gcp, MetricsConfig, ResourceLabel, Scope, Server, ServerLimits,
-    Source,
+    Source, Validation,
 };
 use crate::collect::auth;
 use crate::inventory::Kind;
@@ -226,6 +228,11 @@ impl RawEndpoints {
             oauth2: pick(self.oauth2, google.oauth2, "gcp.endpoints.oauth2")?,
             iamcredentials: pick(self.iamcredentials, google.iamcredentials, "gcp.endpoints.iamcredentials")?,
             pubsub: pick(self.pubsub, google.pubsub, "gcp.endpoints.pubsub")?,
+            containeranalysis: pick(
+                self.containeranalysis,
+                google.containeranalysis,
+                "gcp.endpoints.containeranalysis",
+            )?,
         })
     }
 }
@@ -347,6 +354,20 @@ impl RawEvents {
             return Err(ctx.at(subscription.span(), msg));
         }
         Ok(Events { subscription: subscription.get_ref().clone(), feed: self.source })
+    }
+}
+
+impl RawValidation {
+    /// Revisions and attestations are read from Google's APIs: a snapshot holds neither.
+    pub(super) fn resolve(self, ctx: &Ctx, source: &Source) -> Result<Option<Validation>, ConfigError> {
+        let Some(enabled) = self.enabled.filter(|e| *e.get_ref()) else { return Ok(None) };
+        if let Source::Snapshot { .. } = source {
+            return Err(ctx.at(
+                enabled.span(),
+                "validation.enabled: continuous validation reads revisions and attestations from Google's APIs and cannot work with source.kind = \"snapshot\"",
+            ));
+        }
+        Ok(Some(Validation { recheck_interval: self.recheck_interval.map_or(Duration::from_secs(3600), |d| d.0) }))
     }
 }
 

@@ -185,9 +185,9 @@ pub fn plan(inventory: &ProjectInventory) -> Plan {
 
 /// The attestations to check: every image of `images` the allowlist does not exempt, with
 /// every attestor the default rule requires.
-pub fn attestations_needed<'a>(
+pub fn attestations_needed<'a, 'i>(
     policy: &'a Policy,
-    images: impl IntoIterator<Item = &'a String>,
+    images: impl IntoIterator<Item = &'i String>,
 ) -> BTreeSet<(&'a str, ImageRef)> {
     let Rule::Attestors(attestors) = Rule::of(policy) else { return BTreeSet::new() };
     let mut needed = BTreeSet::new();
