@@ -20,7 +20,7 @@ use crate::inventory::ProjectInventory;
 /// are read, and, with `[validation]`, what their serving revisions run and its attestations.
 pub struct Collector {
     source: Source,
-    validator: Option<validation::Validator>,
+    validator: Option<std::sync::Arc<validation::Validator>>,
 }
 
 enum Source {
@@ -71,14 +71,20 @@ impl Collector {
         // The configuration refuses validation with a snapshot; said again rather than assumed.
         collector.validator = match (&config.validation, collector.api_client()) {
             (None, _) => None,
-            (Some(v), Some(client)) => Some(validation::Validator::new(
+            (Some(v), Some(client)) => Some(std::sync::Arc::new(validation::Validator::new(
                 std::sync::Arc::clone(client),
                 config.gcp.endpoints.clone(),
                 v.recheck_interval,
-            )),
+            ))),
             (Some(_), None) => return Err("[validation] needs a Google source (gcp or asset_inventory)".into()),
         };
         Ok(collector)
+    }
+
+    /// What validates serving revisions (`[validation]`); event mode validates its re-reads
+    /// with it too.
+    pub fn validator(&self) -> Option<&std::sync::Arc<validation::Validator>> {
+        self.validator.as_ref()
     }
 
     /// The client Google is read with; `None` for a snapshot.
@@ -106,7 +112,7 @@ impl Collector {
             let named = scope.projects.is_empty() || scope.projects.contains(&inventory.project);
             named && !discovery::excluded(&scope.exclude_projects, &inventory.project)
         };
-        let cycle = self.validator.as_ref().map(validation::Validator::cycle);
+        let cycle = self.validator.as_ref().map(|v| v.cycle());
         let validated = |inventory: ProjectInventory| {
             let cycle = cycle.as_ref();
             async move {

@@ -12,6 +12,7 @@ use super::runtime::EventSource;
 use crate::audit::AuditOutcome;
 use crate::clock::Clock;
 use crate::collect::reread::Reader;
+use crate::collect::validation::Validator;
 use crate::config::Scope;
 use crate::evaluate::{ProjectVerdict, Rules, evaluate_project};
 use crate::events::EventMetrics;
@@ -19,7 +20,7 @@ use crate::events::listener::{Batch, Listener};
 use crate::events::message::{Ignored, Trigger};
 use crate::events::pubsub::Subscription;
 use crate::events::reaudit::{self, Applied, InScope, Outcome, ProjectIds, Reread};
-use crate::inventory::ProjectInventory;
+use crate::inventory::{Policy, ProjectInventory};
 use crate::state::Published;
 
 /// A batch and what reading its triggers again found.
@@ -28,6 +29,7 @@ pub type Reaudited = (Batch, Vec<(Trigger, Outcome)>);
 pub struct EventMode {
     listener: Listener,
     reader: Arc<Reader>,
+    validator: Option<Arc<Validator>>,
     ids: Arc<ProjectIds>,
     metrics: EventMetrics,
     /// Each audited project's inventory as the last cycle read it, with every re-read since
@@ -63,6 +65,7 @@ impl EventMode {
         EventMode {
             listener: Listener::start(Arc::clone(&source.subscription), source.feed, metrics.clone(), clock),
             reader: Arc::clone(&source.reader),
+            validator: source.validator.clone(),
             ids,
             metrics,
             inventories,
@@ -81,10 +84,21 @@ impl EventMode {
     pub fn spawn_reaudit(&self, batch: Batch, scope: &Scope, concurrency: usize) -> JoinHandle<Reaudited> {
         let (reader, ids, scope) = (Arc::clone(&self.reader), Arc::clone(&self.ids), scope.clone());
         let projects: Vec<String> = self.inventories.keys().cloned().collect();
+        let validator = self.validator.clone();
+        // Only with validation: each project's policy, as the re-reads will be judged by it.
+        let policies: BTreeMap<String, Policy> = match validator {
+            Some(_) => {
+                self.inventories.iter().filter_map(|(p, i)| Some((p.clone(), i.policy.seen()?.clone()))).collect()
+            }
+            None => BTreeMap::new(),
+        };
         tokio::spawn(async move {
             let in_scope = InScope { projects: projects.iter().map(String::as_str).collect(), scope: &scope };
             let triggers = batch.keys().cloned().collect();
-            let outcomes = reaudit::read_all(&reader, &ids, &in_scope, triggers, concurrency).await;
+            let mut outcomes = reaudit::read_all(&reader, &ids, &in_scope, triggers, concurrency).await;
+            if let Some(validator) = validator {
+                outcomes = reaudit::validate_all(&validator, policies, outcomes).await;
+            }
             (batch, outcomes)
         })
     }
@@ -112,7 +126,9 @@ impl EventMode {
                     for read in reads {
                         let Some(inventory) = self.inventories.get_mut(read.project()) else { continue };
                         let applied = read.apply(inventory);
-                        self.metrics.reaudits.with_label_values(&[applied.as_str()]).inc();
+                        if read.announced() {
+                            self.metrics.reaudits.with_label_values(&[applied.as_str()]).inc();
+                        }
                         if applied != Applied::Unchanged {
                             touched.insert(read.project().to_owned());
                         }

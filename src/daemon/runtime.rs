@@ -11,6 +11,7 @@ use crate::alertmanager::Pusher;
 use crate::collect::Collector;
 use crate::collect::client::ClientMetrics;
 use crate::collect::reread::Reader;
+use crate::collect::validation::Validator;
 use crate::config::{Config, ServerOverrides};
 use crate::error::AppError;
 use crate::events::message::Feed;
@@ -35,6 +36,8 @@ pub struct EventSource {
     pub subscription: Arc<Subscription>,
     pub reader: Arc<Reader>,
     pub feed: Feed,
+    /// `[validation]`: what a re-read workload serves is validated too.
+    pub validator: Option<Arc<Validator>>,
 }
 
 /// The counters a runtime's parts count into (registered by the daemon, not by check-config).
@@ -76,6 +79,7 @@ impl Runtime {
                 )),
                 reader: Arc::new(Reader::new(Arc::clone(client), config.gcp.endpoints.clone())),
                 feed: events.feed,
+                validator: collector.validator().cloned(),
             }),
             // The configuration refuses this pairing; said again here rather than assumed.
             (Some(_), None) => {

@@ -1,5 +1,6 @@
 //! Re-auditing what events announced: read each trigger's workload or policy again
-//! ([`read_all`], the I/O), fold what was read into the project's last-known inventory
+//! ([`read_all`], the I/O), with `[validation]` also what the re-read workloads serve
+//! ([`validate_all`]), fold what was read into the project's last-known inventory
 //! ([`Reread::apply`], pure), and tell whether a cycle found changes events never announced
 //! ([`unexplained_changes`], pure).
 
@@ -11,9 +12,10 @@ use futures_util::stream;
 
 use super::message::Trigger;
 use crate::collect::reread::{Reader, WorkloadKey};
+use crate::collect::validation::Validator;
 use crate::config::Scope;
-use crate::evaluate::{Compliance, ProjectVerdict, Violation};
-use crate::inventory::{FunctionOrigin, Kind, Observed, Policy, ProjectInventory, Workload};
+use crate::evaluate::{ProjectVerdict, Violation};
+use crate::inventory::{Evidence, FunctionOrigin, Kind, Observed, Policy, ProjectInventory, Workload};
 use crate::wire::wire_enum;
 
 /// What one read found.
@@ -27,6 +29,12 @@ pub enum Reread {
     Policy {
         project: String,
         policy: Policy,
+    },
+    /// What re-read workloads serve, validated (`[validation]`): added to what the last cycle
+    /// validated (revisions never change; an image's check is replaced by the newer one).
+    Evidence {
+        project: String,
+        evidence: Box<Evidence>,
     },
 }
 
@@ -45,8 +53,14 @@ impl Reread {
     pub fn project(&self) -> &str {
         match self {
             Reread::Workload { key, .. } => &key.project,
-            Reread::Policy { project, .. } => project,
+            Reread::Policy { project, .. } | Reread::Evidence { project, .. } => project,
         }
+    }
+
+    /// A read an event announced (counted in `binauthz_event_reaudits_total`); validation
+    /// evidence only accompanies one.
+    pub fn announced(&self) -> bool {
+        !matches!(self, Reread::Evidence { .. })
     }
 
     /// Folds what was read into the project's inventory. Reads are of the present, so
@@ -59,6 +73,17 @@ impl Reread {
                 }
                 inventory.policy = Observed::Seen(policy.clone());
                 Applied::Changed
+            }
+            Reread::Evidence { evidence, .. } => {
+                let current = inventory.validation.get_or_insert_with(Evidence::default);
+                let before = current.clone();
+                current.revisions.extend(evidence.revisions.iter().map(|(k, v)| (k.clone(), v.clone())));
+                current.attestations.extend(evidence.attestations.iter().map(|(k, v)| (k.clone(), v.clone())));
+                current.kms_keys.extend(evidence.kms_keys.iter().map(|(k, v)| (k.clone(), v.clone())));
+                if evidence.failure.is_some() {
+                    current.failure.clone_from(&evidence.failure);
+                }
+                if *current == before { Applied::Unchanged } else { Applied::Changed }
             }
             Reread::Workload { key, found } => {
                 let at = inventory.workloads.iter().position(|w| key.matches(w));
@@ -185,6 +210,50 @@ async fn read_one(reader: &Reader, ids: &ProjectIds, in_scope: &InScope<'_>, tri
     }
 }
 
+/// Validates what the re-read workloads of each outcome serve, under their project's policy
+/// (as last known, or as re-read in the same batch), and adds the evidence to the outcome's
+/// reads.
+pub async fn validate_all(
+    validator: &Validator,
+    mut policies: BTreeMap<String, Policy>,
+    outcomes: Vec<(Trigger, Outcome)>,
+) -> Vec<(Trigger, Outcome)> {
+    for (_, outcome) in &outcomes {
+        if let Outcome::Read(reads) = outcome {
+            for read in reads {
+                if let Reread::Policy { project, policy } = read {
+                    policies.insert(project.clone(), policy.clone());
+                }
+            }
+        }
+    }
+    let (cycle, policies) = (&validator.cycle(), &policies);
+    stream::iter(outcomes)
+        .then(|(trigger, outcome)| async move {
+            let Outcome::Read(mut reads) = outcome else { return (trigger, outcome) };
+            let mut by_project: BTreeMap<String, ProjectInventory> = BTreeMap::new();
+            for read in &reads {
+                let (Reread::Workload { key, found: Some(w) }, Some(policy)) = (read, policies.get(read.project()))
+                else {
+                    continue;
+                };
+                let inventory = by_project.entry(key.project.clone()).or_insert_with(|| {
+                    let mut inventory = ProjectInventory::new(key.project.clone(), Observed::Seen(policy.clone()));
+                    inventory.record_listing(Kind::Service, Observed::Seen(()));
+                    inventory
+                });
+                inventory.workloads.push((**w).clone());
+            }
+            for (project, inventory) in by_project {
+                let evidence = validator.evidence(cycle, &inventory).await;
+                reads.push(Reread::Evidence { project, evidence: Box::new(evidence) });
+            }
+            (trigger, Outcome::Read(reads))
+        })
+        .collect()
+        .await
+}
+
 fn with_project(trigger: &Trigger, project: String) -> Trigger {
     match trigger {
         Trigger::Policy { .. } => Trigger::Policy { project },
@@ -211,7 +280,10 @@ fn backing_service(function: Option<&Workload>, in_scope: &InScope<'_>) -> Optio
 }
 
 /// Resources whose verdict a cycle found different from what events had kept up to date:
-/// added, gone, or with other violations. Only projects read completely both times count.
+/// added, gone, or with other violations. Only projects read completely both times count,
+/// and what continuous validation found is left out: attestations change without an event
+/// (a read project's unknown workloads come from validation alone, so compliance is left
+/// out with it).
 pub fn unexplained_changes(before: &ProjectVerdict, after: &ProjectVerdict) -> usize {
     if !before.complete || !after.complete {
         return 0;
@@ -225,10 +297,13 @@ pub fn unexplained_changes(before: &ProjectVerdict, after: &ProjectVerdict) -> u
 
 type ResourceKey<'a> = (Kind, &'a str, &'a str);
 
-fn verdicts_by_resource(v: &ProjectVerdict) -> BTreeMap<ResourceKey<'_>, (Compliance, &[Violation])> {
+fn verdicts_by_resource(v: &ProjectVerdict) -> BTreeMap<ResourceKey<'_>, Vec<Violation>> {
+    let announced = |v: &&Violation| !matches!(v, Violation::UnattestedRevision | Violation::DeniedRevisionServing);
     v.resources
         .iter()
-        .map(|r| ((r.kind, r.location.as_str(), r.name.as_str()), (r.compliance, r.violations.as_slice())))
+        .map(|r| {
+            ((r.kind, r.location.as_str(), r.name.as_str()), r.violations.iter().filter(announced).copied().collect())
+        })
         .collect()
 }
 
@@ -286,6 +361,32 @@ mod tests {
         );
         assert_eq!(unexplained_changes(&before, &after), 2, "the function's verdict and the allowlist");
         assert_eq!(dropped.apply(&mut inv), Applied::Unchanged);
+    }
+
+    #[test]
+    fn validation_evidence_adds_to_the_cycles_and_its_changes_are_not_unexplained() {
+        use crate::attest::{Cause, Check};
+        let mut inv = inventory(Observed::Seen(enforcing_policy(&[])), vec![workload(Kind::Service, "web")]);
+        let mut cycle = Evidence::default();
+        cycle.revisions.insert(("us-central1".into(), "web-1".into()), Ok(vec!["i@sha256:11".into()]));
+        inv.validation = Some(cycle);
+        let mut event = Evidence::default();
+        event.revisions.insert(("us-central1".into(), "web-2".into()), Ok(vec!["i@sha256:22".into()]));
+        event
+            .attestations
+            .insert(("a".into(), "i@sha256:22".into()), Check::Failed { cause: Cause::Missing, detail: String::new() });
+        let read = Reread::Evidence { project: "p".into(), evidence: Box::new(event) };
+        assert!(!read.announced());
+        assert_eq!(read.apply(&mut inv), Applied::Changed);
+        assert_eq!(read.apply(&mut inv), Applied::Unchanged);
+        assert_eq!(inv.validation.as_ref().unwrap().revisions.len(), 2, "revisions never change: both are kept");
+
+        let rules = Rules::default();
+        let before = evaluate_project(&inv, &rules);
+        let mut after = before.clone();
+        after.resources[0].violations.push(Violation::UnattestedRevision);
+        after.resources[0].compliance = crate::evaluate::Compliance::NonCompliant;
+        assert_eq!(unexplained_changes(&before, &after), 0, "attestations change without an event");
     }
 
     #[test]
