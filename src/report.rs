@@ -10,7 +10,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::config::ResourceLabel;
-use crate::evaluate::{AllowlistEntry, AllowlistStatus, Compliance, Finding, ResourceVerdict, Violation};
+use crate::evaluate::validation::{ServingRevision, ServingVerdict};
+use crate::evaluate::{
+    AllowlistEntry, AllowlistStatus, Compliance, Finding, ResourceVerdict, ValidationStatus, Violation,
+};
 use crate::inventory::{Api, Kind, Policy};
 use crate::state::Published;
 use crate::suppress::Suppression;
@@ -66,6 +69,17 @@ pub struct ProjectReport<'a> {
     pub disabled_apis: &'a [Api],
     pub allowlist: &'a [AllowlistEntry],
     pub last_success: Option<String>,
+    /// Continuous validation (`[validation]` on): did it read everything it needed, and when
+    /// it last did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<ValidationReport<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ValidationReport<'a> {
+    #[serde(flatten)]
+    pub status: &'a ValidationStatus,
+    pub last_complete: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +109,10 @@ pub struct ResourceReport<'a> {
     /// When Asset Inventory last saw the resource change (absent for live reads).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_updated_at: Option<&'a str>,
+    /// Each revision that serves, with its images, traffic share, tags and what the policy
+    /// says of them today (`[validation]` on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serving: Option<&'a [ServingRevision]>,
 }
 
 impl<'a> ResourceReport<'a> {
@@ -120,6 +138,7 @@ impl<'a> ResourceReport<'a> {
             remediation_note: r.remediation_note.as_deref(),
             labels: &r.labels,
             data_updated_at: r.data_updated_at.as_deref(),
+            serving: r.serving.as_deref(),
         }
     }
 }
@@ -167,6 +186,10 @@ impl<'a> Report<'a> {
                 disabled_apis: &v.disabled_apis,
                 allowlist: &v.allowlist,
                 last_success: state.last_success.and_then(timestamp),
+                validation: v.validation.as_ref().map(|status| ValidationReport {
+                    status,
+                    last_complete: state.last_validation.and_then(timestamp),
+                }),
             });
         }
         Report {
@@ -189,9 +212,10 @@ impl<'a> Report<'a> {
     }
 
     /// `audit`'s exit code: 0 complete and compliant, 1 complete with violations that no
-    /// suppression covers (and, when asked, project findings), 2 incomplete.
+    /// suppression covers (and, when asked, project findings), 2 incomplete, or a workload
+    /// whose compliance could not be decided (never taken for compliant).
     pub fn exit_code(&self, fail_on_findings: bool) -> u8 {
-        if !self.complete {
+        if !self.complete || self.summary.unknown > 0 {
             2
         } else if self.summary.open_violations > 0 || (fail_on_findings && self.summary.findings > 0) {
             1
@@ -251,6 +275,9 @@ impl<'a> Report<'a> {
             if !labels.is_empty() {
                 writeln!(out, "    labels: {}", labels.join(" "))?;
             }
+            for revision in r.serving.unwrap_or_default() {
+                write_serving(out, revision)?;
+            }
         }
         Ok(())
     }
@@ -309,6 +336,30 @@ impl<'a> Report<'a> {
             if self.complete { "complete" } else { "INCOMPLETE" }
         )
     }
+}
+
+/// `    serving: REV 90% tags=a,b attested` and one line per image that does not pass.
+fn write_serving(out: &mut impl io::Write, r: &ServingRevision) -> io::Result<()> {
+    let tags = if r.tags.is_empty() { String::new() } else { format!(" tags={}", r.tags.join(",")) };
+    writeln!(out, "    serving: {} {}%{tags} {}", r.revision, r.percent, r.verdict)?;
+    if let Some(why) = &r.unknown_reason {
+        writeln!(out, "      unknown: {why}")?;
+    }
+    for image in &r.images {
+        let passing =
+            matches!(image.verdict, ServingVerdict::Attested | ServingVerdict::Exempt | ServingVerdict::NotRequired);
+        let causes: Vec<String> = image
+            .attestors
+            .iter()
+            .filter(|a| a.verdict != ServingVerdict::Attested)
+            .map(|a| format!("{}: {}", a.attestor, a.cause.map_or("unknown", |c| c.as_str())))
+            .collect();
+        let causes = if causes.is_empty() { String::new() } else { format!(" ({})", causes.join("; ")) };
+        if !passing {
+            writeln!(out, "      {} {}{causes}", image.image, image.verdict)?;
+        }
+    }
+    Ok(())
 }
 
 /// One resource's table cells.

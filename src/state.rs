@@ -37,6 +37,9 @@ pub struct ProjectState {
     pub error: Option<String>,
     /// Unix time of the last complete audit of this project.
     pub last_success: Option<f64>,
+    /// Unix time of the last audit whose continuous validation read everything it needed
+    /// (`[validation]` on).
+    pub last_validation: Option<f64>,
     /// By index into `shown.resources`: the violations an active suppression covers, decided
     /// when published (most resources have none).
     suppressed: BTreeMap<usize, Vec<Violation>>,
@@ -133,11 +136,18 @@ impl ProjectState {
     /// The state after a new verdict: a complete one replaces what was shown; an incomplete
     /// one keeps the last complete verdict in place, marked down.
     fn after(previous: Option<&ProjectState>, verdict: ProjectVerdict, now: f64) -> ProjectState {
+        let validated = verdict.complete && verdict.validation.as_ref().is_some_and(|v| v.complete);
+        let last_validation = match (validated, &verdict.validation) {
+            (true, _) => Some(now),
+            (false, Some(_)) => previous.and_then(|p| p.last_validation),
+            (false, None) => None,
+        };
         if verdict.complete {
             return ProjectState {
                 complete: true,
                 error: None,
                 last_success: Some(now),
+                last_validation,
                 shown: Arc::new(verdict),
                 suppressed: BTreeMap::new(),
             };
@@ -147,6 +157,7 @@ impl ProjectState {
             complete: false,
             error: verdict.error.clone(),
             last_success: last_good.and_then(|p| p.last_success),
+            last_validation,
             shown: last_good.map_or_else(|| Arc::new(verdict), |p| Arc::clone(&p.shown)),
             suppressed: BTreeMap::new(),
         }

@@ -7,6 +7,7 @@ use base64::Engine;
 
 use super::payload::{ImageRef, signed_digest};
 use super::{Attestor, Cause, Check, KeyCheck};
+use crate::google::binauthz_v1::ValidateAttestationOccurrenceResponse;
 use crate::google::containeranalysis_v1::{AttestationOccurrence, Occurrence};
 
 /// What the occurrences came to.
@@ -152,13 +153,13 @@ pub fn after_google(
 pub fn with_google_answers(
     image: &ImageRef,
     otherwise: (Cause, String),
-    answers: &[(AskGoogle, Result<(String, String), String>)],
+    answers: &[(AskGoogle, Result<ValidateAttestationOccurrenceResponse, String>)],
 ) -> Check {
     let mut worst = Worst(Some(otherwise));
     let mut unreadable = None;
     for (ask, answer) in answers {
         match answer {
-            Ok((result, denial)) => match after_google(image, ask, result, denial) {
+            Ok(answer) => match after_google(image, ask, &answer.result, &answer.denial_reason) {
                 Ok(()) => return Check::Verified,
                 Err((cause, detail)) => worst.saw(cause, detail),
             },
@@ -332,15 +333,19 @@ mod tests {
             "{refused:?}"
         );
         let ask = occurrences[0].clone();
-        let answered = |answer: Result<(String, String), String>| {
+        let answered = |answer: Result<(&str, &str), String>| {
+            let answer = answer.map(|(result, denial_reason)| ValidateAttestationOccurrenceResponse {
+                result: result.into(),
+                denial_reason: denial_reason.into(),
+            });
             with_google_answers(&f.image, otherwise.clone(), &[(ask.clone(), answer)])
         };
-        assert_eq!(answered(Ok(("VERIFIED".into(), String::new()))), Check::Verified);
+        assert_eq!(answered(Ok(("VERIFIED", ""))), Check::Verified);
         assert!(
             matches!(answered(Err("HTTP 403".into())), Check::Unknown(e) if e == "HTTP 403"),
             "a failed call decides nothing"
         );
-        let refused = answered(Ok(("ATTESTATION_NOT_VERIFIABLE".into(), "bad".into())));
+        let refused = answered(Ok(("ATTESTATION_NOT_VERIFIABLE", "bad")));
         assert!(matches!(refused, Check::Failed { cause: Cause::BadSignature, .. }), "{refused:?}");
         let mut wrong = occurrences[0].clone();
         wrong.attestation.serialized_payload = b64(&payload(OTHER));

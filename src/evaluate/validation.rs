@@ -46,7 +46,7 @@ impl ServingVerdict {
         }
     }
 
-    fn passes(self) -> bool {
+    pub fn passes(self) -> bool {
         matches!(self, ServingVerdict::Attested | ServingVerdict::Exempt | ServingVerdict::NotRequired)
     }
 }

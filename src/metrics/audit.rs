@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::config::MetricsConfig;
+use crate::evaluate::validation::{ServingRevision, ServingVerdict};
 use crate::evaluate::{Compliance, ResourceVerdict, Violation};
 use crate::inventory::Kind;
 use crate::state::{ProjectState, Published};
@@ -97,6 +98,31 @@ const AUDIT_LAST_SUCCESS: Family = Family {
     help: "Unix time at which the last audit cycle that could enumerate its projects finished.",
     labels: &[],
 };
+const SERVING_IMAGE_COMPLIANT: Family = Family {
+    name: "binauthz_serving_image_compliant",
+    help: "Continuous validation: 1 if an image a serving revision runs passes the policy today (attested, exempt, or nothing required), 0 if not; absent when unknown.",
+    labels: &["project", "location", "kind", "name", "revision", "image"],
+};
+const SERVING_IMAGE_UNATTESTED: Family = Family {
+    name: "binauthz_serving_image_unattested",
+    help: "Continuous validation: 1 for each required attestor without a valid attestation of a serving image, with the cause (missing, unknown_key, bad_signature, payload_mismatch).",
+    labels: &["project", "location", "kind", "name", "revision", "image", "attestor", "cause"],
+};
+const SERVING_REVISION_TRAFFIC: Family = Family {
+    name: "binauthz_serving_revision_traffic_percent",
+    help: "Continuous validation: the share of traffic a serving revision receives (0 for one served only through a tag).",
+    labels: &["project", "location", "kind", "name", "revision"],
+};
+const PROJECT_SERVING_IMAGES: Family = Family {
+    name: "binauthz_project_serving_images",
+    help: "Continuous validation: images of serving revisions per project, by verdict (attested, exempt, not_required, unattested, denied, unknown).",
+    labels: &["project", "verdict"],
+};
+const VALIDATION_LAST_COMPLETE: Family = Family {
+    name: "binauthz_validation_last_complete_timestamp_seconds",
+    help: "Unix time of the last audit of the project whose continuous validation read every revision and attestation it needed.",
+    labels: &["project"],
+};
 const AUDIT_DURATION: Family =
     Family { name: "binauthz_audit_duration_seconds", help: "Wall time of the last audit cycle.", labels: &[] };
 
@@ -162,6 +188,7 @@ struct PerWorkload {
     violation: Samples,
     unknown: Samples,
     labels: Samples,
+    serving: Serving,
 }
 
 impl PerWorkload {
@@ -171,6 +198,7 @@ impl PerWorkload {
             violation: Samples::new(&RESOURCE_VIOLATION),
             unknown: Samples::new(&RESOURCE_UNKNOWN),
             labels: Samples::new(&RESOURCE_LABELS),
+            serving: Serving::new(),
         }
     }
 
@@ -195,12 +223,71 @@ impl PerWorkload {
                 .collect();
             self.labels.push_with(&ids, &present, 1.0);
         }
+        self.serving.push(ids, r.serving.as_deref().unwrap_or_default());
     }
 
     fn write_to(&self, out: &mut String) {
-        for samples in [&self.compliant, &self.violation, &self.unknown, &self.labels] {
+        for samples in [
+            &self.compliant,
+            &self.violation,
+            &self.unknown,
+            &self.labels,
+            &self.serving.compliant,
+            &self.serving.unattested,
+            &self.serving.traffic,
+        ] {
             samples.write_to(out);
         }
+    }
+}
+
+/// Continuous validation's per-workload families: one series per serving revision and image
+/// (Cloud Run serves a handful of revisions per workload at most), one per attestor that
+/// failed.
+struct Serving {
+    compliant: Samples,
+    unattested: Samples,
+    traffic: Samples,
+}
+
+impl Serving {
+    fn new() -> Self {
+        Serving {
+            compliant: Samples::new(&SERVING_IMAGE_COMPLIANT),
+            unattested: Samples::new(&SERVING_IMAGE_UNATTESTED),
+            traffic: Samples::new(&SERVING_REVISION_TRAFFIC),
+        }
+    }
+
+    fn push(&mut self, [project, location, kind, name]: [&str; 4], revisions: &[ServingRevision]) {
+        for r in revisions {
+            let revision = r.revision.as_str();
+            self.traffic.push(&[project, location, kind, name, revision], f64::from(r.percent));
+            for i in &r.images {
+                let ids = [project, location, kind, name, revision, i.image.as_str()];
+                if i.verdict != ServingVerdict::Unknown {
+                    self.compliant.push(&ids, if i.verdict.passes() { 1.0 } else { 0.0 });
+                }
+                for a in i.attestors.iter().filter(|a| a.verdict == ServingVerdict::Unattested) {
+                    let cause = a.cause.map_or("", |c| c.as_str());
+                    self.unattested.push(&[ids[0], ids[1], ids[2], ids[3], ids[4], ids[5], &a.attestor, cause], 1.0);
+                }
+            }
+        }
+    }
+}
+
+/// Per project: serving images by verdict, what `per_workload = false` exports instead of
+/// the per-image series.
+fn push_serving_counts(counts: &mut Samples, project: &str, state: &ProjectState) {
+    let mut by_verdict: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for (r, _) in state.resources() {
+        for image in r.serving.iter().flatten().flat_map(|revision| &revision.images) {
+            *by_verdict.entry(image.verdict.as_str()).or_default() += 1;
+        }
+    }
+    for (verdict, count) in by_verdict {
+        counts.push(&[project, verdict], count as f64);
     }
 }
 
@@ -252,12 +339,17 @@ fn write_audit_families(out: &mut String, published: &Published) {
     let mut project_success = Samples::new(&PROJECT_LAST_SUCCESS);
     let mut audit_success = Samples::new(&AUDIT_LAST_SUCCESS);
     let mut duration = Samples::new(&AUDIT_DURATION);
+    let mut serving_images = Samples::new(&PROJECT_SERVING_IMAGES);
+    let mut validation_complete = Samples::new(&VALIDATION_LAST_COMPLETE);
 
     for (project, state) in &published.projects {
         let v = &state.shown;
         up.push(&[project], if state.complete { 1.0 } else { 0.0 });
         if let Some(t) = state.last_success {
             project_success.push(&[project], t);
+        }
+        if let Some(t) = state.last_validation {
+            validation_complete.push(&[project], t);
         }
         for f in &v.findings {
             finding.push(&[project, f.as_str()], 1.0);
@@ -278,6 +370,7 @@ fn write_audit_families(out: &mut String, published: &Published) {
             }
         } else {
             push_project_counts(&mut project_resources, &mut project_violations, project, state);
+            push_serving_counts(&mut serving_images, project, state);
         }
     }
     if let Some(t) = published.last_success {
@@ -308,6 +401,8 @@ fn write_audit_families(out: &mut String, published: &Published) {
         audit_success,
         duration,
         suppression,
+        serving_images,
+        validation_complete,
     ] {
         samples.write_to(out);
     }

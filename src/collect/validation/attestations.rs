@@ -149,16 +149,14 @@ async fn validate(
     endpoints: &Endpoints,
     attestor: &Attestor,
     ask: &attest::AskGoogle,
-) -> Result<(String, String), String> {
+) -> Result<ValidateAttestationOccurrenceResponse, String> {
     let url = format!("{}/v1/{}:validateAttestationOccurrence", endpoints.binaryauthorization, attestor.name);
     let request = ValidateAttestationOccurrenceRequest {
         attestation: &ask.attestation,
         occurrence_note: &attestor.note,
         occurrence_resource_uri: &ask.resource_uri,
     };
-    let answer: ValidateAttestationOccurrenceResponse =
-        client.post(Api::Binaryauthorization, &url, &request, None).await.map_err(|e| e.to_string())?;
-    Ok((answer.result, answer.denial_reason))
+    client.post(Api::Binaryauthorization, &url, &request, None).await.map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
