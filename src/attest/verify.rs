@@ -208,9 +208,11 @@ mod tests {
         format!("{{\"critical\":{{\"identity\":{{\"docker-reference\":\"r\"}},\"image\":{{\"docker-manifest-digest\":\"{digest}\"}},\"type\":\"Google cloud binauthz container signature\"}}}}\n").into_bytes()
     }
 
+    type Signer = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
     struct Fixture {
         attestor: Attestor,
-        sign: Box<dyn Fn(&[u8]) -> Vec<u8>>,
+        sign: Signer,
         image: ImageRef,
     }
 
