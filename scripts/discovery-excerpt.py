@@ -39,6 +39,8 @@ WANTED = {
         "namespaces.services.replaceService",
         "namespaces.jobs.get",
         "namespaces.jobs.replaceJob",
+        # Continuous validation: the digests of serving revisions.
+        "namespaces.revisions.list",
     ],
     "cloudfunctions.v2.json": [
         "projects.locations.functions.list",
@@ -47,7 +49,17 @@ WANTED = {
         "projects.locations.operations.get",
         "projects.locations.runtimes.list",
     ],
-    "binaryauthorization.v1.json": ["projects.getPolicy", "projects.updatePolicy"],
+    "binaryauthorization.v1.json": [
+        "projects.getPolicy",
+        "projects.updatePolicy",
+        # Continuous validation: the attestors the policy requires, and what ring cannot
+        # verify (gcloud's `attestations create --validate` calls it too).
+        "projects.attestors.get",
+        "projects.attestors.validateAttestationOccurrence",
+    ],
+    # Continuous validation reads an attestor note's occurrences; gcloud's `attestations
+    # create` writes one.
+    "containeranalysis.v1.json": ["projects.notes.occurrences.list", "projects.occurrences.create"],
     "cloudresourcemanager.v3.json": ["projects.search", "folders.list", "projects.list", "projects.get"],
     "cloudasset.v1.json": ["assets.list"],
 }

@@ -22,7 +22,7 @@ impl TestConfig {
             .set("gcp.retry_min_delay", "10ms")
             .set("gcp.retry_max_delay", "50ms")
             .set("gcp.max_retries", 3);
-        for api in ["run", "functions", "binaryauthorization", "resourcemanager", "asset"] {
+        for api in ["run", "functions", "binaryauthorization", "resourcemanager", "asset", "containeranalysis"] {
             config = config.set(&format!("gcp.endpoints.{api}"), url);
         }
         config

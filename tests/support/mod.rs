@@ -6,6 +6,7 @@
 //! reported unused in the binaries that do not call them (no `allow(dead_code)` needed),
 //! while private items nothing calls still are.
 
+pub mod attestation;
 pub mod audit_log;
 pub mod config;
 pub mod daemon;

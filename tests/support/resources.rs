@@ -148,3 +148,53 @@ pub fn gen1_function(project: &str, region: &str, name: &str) -> Value {
     let f = set(f, "/buildConfig/sourceProvenance", Value::Null);
     set(f, "/upgradeInfo", json!({"upgradeState": "ELIGIBLE_FOR_2ND_GEN_UPGRADE"}))
 }
+
+/// An image of `project`'s `apps` repository by the digest `sha256:<64 × fill>`.
+pub fn image_by_digest(project: &str, region: &str, name: &str, fill: char) -> String {
+    format!("{region}-docker.pkg.dev/{project}/apps/{name}@sha256:{}", fill.to_string().repeat(64))
+}
+
+/// A Cloud Run revision as Run v1 lists it: immutable, with the digest its one container
+/// was deployed with (`status.imageDigest`, a full reference as Google records it).
+pub fn revision(project: &str, region: &str, service: &str, name: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Revision",
+        "metadata": {
+            "name": name,
+            "namespace": project,
+            "labels": {"cloud.googleapis.com/location": region, "serving.knative.dev/service": service},
+            "creationTimestamp": "2026-11-01T00:00:00Z",
+        },
+        "spec": {"containers": [{"name": "app", "image": image}]},
+        "status": {
+            "imageDigest": image,
+            "containerStatuses": [{"name": "app", "imageDigest": image}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    })
+}
+
+/// `service` serving `targets` (revision, percent, tag) as Run v2 reports it; the first
+/// revision is the latest ready one.
+pub fn serving(service: Value, targets: &[(&str, u32, Option<&str>)]) -> Value {
+    let name = service["name"].as_str().unwrap_or_default().to_owned();
+    let statuses: Vec<Value> = targets
+        .iter()
+        .map(|(revision, percent, tag)| {
+            let mut t = json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION",
+                               "revision": revision, "percent": percent});
+            if let Some(tag) = tag {
+                t["tag"] = json!(tag);
+            }
+            t
+        })
+        .collect();
+    let latest = targets.first().map(|(r, _, _)| format!("{name}/revisions/{r}")).unwrap_or_default();
+    set(set(service, "/trafficStatuses", json!(statuses)), "/latestReadyRevision", json!(latest))
+}
+
+/// A policy whose default rule requires attestations by `attestors`, with these exemptions.
+pub fn attestation_policy(project: &str, attestors: &[&str], patterns: &[&str]) -> Value {
+    set(enforcing_policy(project, patterns), "/defaultAdmissionRule/requireAttestationsBy", json!(attestors))
+}

@@ -4,7 +4,9 @@
 //! - Cloud Run v1: locations, and the Knative lists (services across regions, jobs, worker
 //!   pools) that the auditor and gcloud call;
 //! - Cloud Run v2 lists per region, Cloud Functions v2 lists (per region or all at once);
-//! - Binary Authorization v1 policies;
+//! - Binary Authorization v1 policies, attestors and `validateAttestationOccurrence`;
+//! - Run v1 revisions and Container Analysis occurrences (`attestation`: continuous
+//!   validation);
 //! - Resource Manager v3 `projects:search`, `projects.list` and `folders.list`;
 //! - Cloud Asset Inventory `assets.list`;
 //!
@@ -13,6 +15,7 @@
 //! [`World`]; every request passes the `layers` (in-flight counting, logging, faults,
 //! authentication) before its handler.
 
+mod attestation;
 mod layers;
 mod reads;
 pub mod shapes;
@@ -49,7 +52,7 @@ impl Drop for FakeGoogle {
 impl FakeGoogle {
     pub async fn start(world: World) -> FakeGoogle {
         let world = Arc::new(Mutex::new(world));
-        let router = reads::routes(super::fake_auth::routes(Router::new()))
+        let router = attestation::routes(reads::routes(super::fake_auth::routes(Router::new())))
             .merge(super::gcloud_fake::routes())
             .fallback(|| async { google_error(404, "NOT_FOUND", "no such method in the fake", None) });
         let app = layers::around(router, &world).with_state(Arc::clone(&world));

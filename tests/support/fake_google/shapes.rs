@@ -147,10 +147,30 @@ pub fn knative(kind: &str, v2: &Value) -> Value {
     let generation: i64 = v2["generation"].as_str().and_then(|g| g.parse().ok()).unwrap_or(1);
     let revision = format!("{short}-{generation:05}-abc");
     let ready = json!([{"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-01T00:00:00Z"}]);
+    // The v2 `trafficStatuses` when the test set them, else all traffic to the latest.
+    let latest = v2["latestReadyRevision"].as_str().and_then(|r| r.rsplit('/').next()).unwrap_or(&revision).to_owned();
+    let traffic = match v2["trafficStatuses"].as_array() {
+        Some(targets) => targets
+            .iter()
+            .map(|t| {
+                let mut target = json!({"percent": t["percent"].as_i64().unwrap_or(0)});
+                match t["revision"].as_str().and_then(|r| r.rsplit('/').next()) {
+                    Some(r) => target["revisionName"] = json!(r),
+                    None => target["latestRevision"] = json!(true),
+                }
+                if let Some(tag) = t["tag"].as_str() {
+                    target["tag"] = json!(tag);
+                    target["url"] = json!(format!("https://{tag}---{short}-xyz-uc.a.run.app"));
+                }
+                target
+            })
+            .collect(),
+        None => vec![json!({"revisionName": latest, "percent": 100, "latestRevision": true})],
+    };
     let status = match kind {
         "Service" => json!({"observedGeneration": generation, "conditions": ready, "url": url,
-                            "latestReadyRevisionName": revision, "latestCreatedRevisionName": revision,
-                            "traffic": [{"revisionName": revision, "percent": 100, "latestRevision": true}]}),
+                            "latestReadyRevisionName": latest, "latestCreatedRevisionName": latest,
+                            "traffic": traffic}),
         _ => json!({"observedGeneration": generation, "conditions": ready}),
     };
     let (api_version, spec) = match kind {

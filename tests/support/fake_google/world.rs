@@ -71,6 +71,14 @@ pub struct Estate {
     pub operations: BTreeMap<String, Value>,
     /// Who is who for the credential endpoints, and who may impersonate whom.
     pub credentials: Credentials,
+    /// Binary Authorization attestors (v1 `Attestor`), by `projects/P/attestors/A`.
+    pub attestors: BTreeMap<String, Value>,
+    /// Container Analysis occurrences (v1 `Occurrence`) in every project, as stored: listed
+    /// by note, wherever they live.
+    pub occurrences: Vec<Value>,
+    /// What Google's `validateAttestationOccurrence` verifies for keys the fake does not
+    /// check itself (PGP): (public key id, base64 signature) pairs it answers VERIFIED.
+    pub google_verifies: Vec<(String, String)>,
 }
 
 impl Estate {
@@ -97,6 +105,9 @@ pub struct FakeProject {
     pub disabled: Vec<Api>,
     /// Regions the Functions list reports as unreachable.
     pub functions_unreachable: Vec<String>,
+    /// Cloud Run revisions, in the Run v1 (Knative) shape: what continuous validation reads
+    /// the serving digests from.
+    pub revisions: Vec<Value>,
 }
 
 /// The APIs a project can have disabled.
