@@ -19,7 +19,7 @@ pub const TOKEN: &str = "ya29.gcloud-under-test";
 /// The APIs gcloud reaches in the commands the tests run (the last five in docs/deploy.md's
 /// recipes: overridden, they get the fake's 404 at once instead of a refused tunnel that
 /// gcloud retries for half a minute).
-const APIS: [&str; 12] = [
+const APIS: [&str; 13] = [
     "RUN",
     "CLOUDFUNCTIONS",
     "BINARYAUTHORIZATION",
@@ -32,6 +32,7 @@ const APIS: [&str; 12] = [
     "ARTIFACTREGISTRY",
     "CLOUDSCHEDULER",
     "LOGGING",
+    "CONTAINERANALYSIS",
 ];
 
 pub struct Gcloud {

@@ -148,6 +148,27 @@ async fn put_knative(
         (s, _) => s,
     };
     *v2 = set(v2.take(), "/binaryAuthorization", setting);
+    // `run services update-traffic`: the traffic asked for is what serves (services whose
+    // test set their traffic).
+    if let (true, Some(traffic)) = (v2.get("trafficStatuses").is_some(), body["spec"]["traffic"].as_array()) {
+        let latest = v2["latestReadyRevision"].as_str().unwrap_or_default().to_owned();
+        let statuses: Vec<Value> = traffic
+            .iter()
+            .map(|t| {
+                let revision = match t["revisionName"].as_str() {
+                    Some(r) => format!("{}/revisions/{r}", v2["name"].as_str().unwrap_or_default()),
+                    None => latest.clone(),
+                };
+                let mut status = json!({"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION", "revision": revision,
+                                        "percent": t["percent"].as_i64().unwrap_or(0)});
+                if let Some(tag) = t["tag"].as_str() {
+                    status["tag"] = json!(tag);
+                }
+                status
+            })
+            .collect();
+        v2["trafficStatuses"] = json!(statuses);
+    }
     bump_generation(v2);
     Ok(json(knative(kind, v2)))
 }
