@@ -326,3 +326,191 @@ fn the_test_payload_is_byte_for_byte_what_gcloud_prints() {
         include_str!("fixtures/gcloud-528-create-signature-payload.json")
     );
 }
+
+/// Requests for validation's reads in the fake's log since it was last cleared.
+fn validation_reads(h: &Harness) -> [usize; 3] {
+    let requests = h.fake.api_requests();
+    let count = |needle: &str| requests.iter().filter(|r| r.path.contains(needle)).count();
+    [count("/revisions"), count("/attestors/"), count("/occurrences")]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_reuses_passes_for_recheck_interval_and_rereads_attestors_every_cycle() {
+    let s =
+        Scene::new(&[CI], &[("web-00002-abc", 90, None, image('a')), ("web-00003-can", 10, None, image('b'))]).await;
+    s.attest(0, &image('a'));
+    let config = s.config().set("validation.recheck_interval", "1h").in_process(true);
+    let daemon = s.h.daemon(&config).await;
+    let metrics = daemon.wait_for_cycles(1).await;
+    assert_eq!(validation_reads(&s.h), [1, 1, 2], "first cycle: the revisions, the attestor, both digests");
+    for line in [
+        r#"binauthz_resource_violation{project="shop",location="us-central1",kind="service",name="web",reason="unattested_revision",suppressed="false"} 1"#,
+        r#"binauthz_serving_revision_traffic_percent{project="shop",location="us-central1",kind="service",name="web",revision="web-00003-can"} 10"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+    let a = image('a');
+    let b = image('b');
+    assert!(metrics.contains(&format!(
+        r#"binauthz_serving_image_compliant{{project="shop",location="us-central1",kind="service",name="web",revision="web-00002-abc",image="{a}"}} 1"#
+    )));
+    assert!(metrics.contains(&format!(
+        r#"binauthz_serving_image_unattested{{project="shop",location="us-central1",kind="service",name="web",revision="web-00003-can",image="{b}",attestor="{CI}",cause="missing"}} 1"#
+    )));
+    assert!(metrics.contains(r#"binauthz_validation_last_complete_timestamp_seconds{project="shop"}"#));
+
+    // Second cycle: revisions are cached, the attestor is read again, the pass is reused,
+    // and only the failing digest is looked up again.
+    s.h.fake.forget_requests();
+    daemon.tick_until(2).await;
+    assert_eq!(validation_reads(&s.h), [0, 1, 1]);
+
+    // The attestor's key is rotated out: the earlier pass no longer counts.
+    let other = SigningKey::new(s.h.dir(), "rotated");
+    s.h.fake.estate(|e| {
+        e.attestors.insert(CI.into(), attestor(CI, &[other.public_key()]));
+    });
+    s.h.fake.forget_requests();
+    let metrics = daemon.tick_until(3).await;
+    assert_eq!(validation_reads(&s.h), [0, 1, 2]);
+    assert!(
+        metrics.contains(&format!(
+            r#"binauthz_serving_image_unattested{{project="shop",location="us-central1",kind="service",name="web",revision="web-00002-abc",image="{a}",attestor="{CI}",cause="unknown_key"}} 1"#
+        )),
+        "{metrics}"
+    );
+    daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_attestations_make_the_workload_unknown_never_compliant() {
+    let s = Scene::new(&[CI], &[("web-00002-abc", 100, None, image('a'))]).await;
+    s.attest(0, &image('a'));
+    s.h.fake.behaviour(|b| {
+        b.faults.push(support::fake_google::world::Fault::status(
+            "/occurrences",
+            403,
+            json!({"error": {"code": 403, "status": "PERMISSION_DENIED", "message": "denied"}}),
+        ))
+    });
+    let (code, report) = s.audit().await;
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(web(&report)["status"], "unknown");
+    assert_eq!(revision_of(&report, "web-00002-abc")["verdict"], "unknown");
+    assert_eq!(report["projects"][0]["validation"]["complete"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_workload_false_counts_serving_images_per_project() {
+    let s =
+        Scene::new(&[CI], &[("web-00002-abc", 90, None, image('a')), ("web-00003-can", 10, None, image('b'))]).await;
+    s.attest(0, &image('a'));
+    let config = s.config().set("metrics.per_workload", false).in_process(true);
+    let daemon = s.h.daemon(&config).await;
+    let metrics = daemon.wait_for_cycles(1).await;
+    assert!(!metrics.contains("binauthz_serving_image_compliant{"), "{metrics}");
+    for line in [
+        r#"binauthz_project_serving_images{project="shop",verdict="attested"} 1"#,
+        r#"binauthz_project_serving_images{project="shop",verdict="unattested"} 1"#,
+        r#"binauthz_project_violations{project="shop",kind="service",reason="unattested_revision",suppressed="false"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+    daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_ring_cannot_check_is_asked_of_google_and_a_job_is_unknown() {
+    let s = Scene::new(&[CI], &[("web-00002-abc", 100, None, image('a'))]).await;
+    let pgp = json!({"id": "0123456789ABCDEF0123456789ABCDEF01234567",
+                     "asciiArmoredPgpPublicKey": "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQENBF...\n-----END PGP PUBLIC KEY BLOCK-----\n"});
+    let body = payload(&image('a'));
+    let signature = b"a detached PGP signature";
+    let o = occurrence(P, 1, CI_NOTE, &image('a'), &body, &[(pgp["id"].as_str().unwrap(), signature)]);
+    let encoded = o["attestation"]["signatures"][0]["signature"].as_str().unwrap().to_owned();
+    s.h.fake.estate(|e| {
+        e.attestors.insert(CI.into(), attestor(CI, std::slice::from_ref(&pgp)));
+        e.occurrences.push(o);
+        e.google_verifies.push((pgp["id"].as_str().unwrap().into(), encoded));
+        e.project(P).jobs = vec![job(P, REGION, "etl")];
+    });
+    let (code, report) = s.audit().await;
+    assert_eq!(revision_of(&report, "web-00002-abc")["verdict"], "attested", "{report:#}");
+    let etl = report["resources"].as_array().unwrap().iter().find(|r| r["name"] == "etl").unwrap();
+    assert_eq!(etl["status"], "unknown", "a job's running digests are recorded nowhere: {etl:#}");
+    assert!(etl["unknown_reason"].as_str().unwrap().contains("job"), "{etl:#}");
+    assert_eq!(code, 2);
+    let (problems, seen) = support::discovery::check_traffic(&s.h.fake).await;
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(seen.contains("binaryauthorization.v1:projects.attestors.validateAttestationOccurrence"), "{seen:?}");
+
+    // Google says no: unattested, with the cause.
+    s.h.fake.estate(|e| e.google_verifies.clear());
+    let (_, report) = s.audit().await;
+    assert_eq!(cause(&report, "web-00002-abc", CI), "bad_signature");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attestation_made_by_real_gcloud_is_accepted() {
+    const TEST: &str = "an_attestation_made_by_real_gcloud_is_accepted";
+    let s = Scene::new(&[CI], &[("web-00002-abc", 100, None, image('a'))]).await;
+    let Some(gcloud) = support::gcloud::Gcloud::against(&s.h.fake, TEST).await else { return };
+    let (code, _) = s.audit().await;
+    assert_eq!(code, 1, "unattested before");
+
+    // What an attestor's signer does: gcloud's payload, signed with the attestor's key.
+    let (status, printed, err) = gcloud
+        .run(&["container", "binauthz", "create-signature-payload", &format!("--artifact-url={}", image('a'))])
+        .await;
+    assert_eq!(status, 0, "{err}");
+    let signature = s.h.path("signature.der");
+    std::fs::write(&signature, s.keys[0].sign(printed.as_bytes())).unwrap();
+    let (status, _, err) = gcloud
+        .run(&[
+            "container",
+            "binauthz",
+            "attestations",
+            "create",
+            "--project=shop",
+            &format!("--artifact-url={}", image('a')),
+            &format!("--attestor={CI}"),
+            &format!("--signature-file={}", signature.display()),
+            &format!("--public-key-id={}", s.keys[0].id),
+            "--validate",
+        ])
+        .await;
+    assert_eq!(status, 0, "{err}");
+    assert!(!err.contains("WARNING"), "gcloud's --validate found the attestation unverifiable: {err}");
+
+    let (code, report) = s.audit().await;
+    assert_eq!((code, revision_of(&report, "web-00002-abc")["verdict"].as_str()), (0, Some("attested")), "{report:#}");
+    let (problems, seen) = support::discovery::check_traffic(&s.h.fake).await;
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(seen.contains("containeranalysis.v1:projects.occurrences.create"), "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_printed_traffic_fix_works_when_pasted_through_real_gcloud() {
+    const TEST: &str = "the_printed_traffic_fix_works_when_pasted_through_real_gcloud";
+    let s = Scene::new(
+        &[CI],
+        &[
+            ("web-00002-abc", 80, None, image('a')),
+            ("web-00003-can", 20, None, image('b')),
+            ("web-00004-tag", 0, Some("preview"), image('c')),
+        ],
+    )
+    .await;
+    s.attest(0, &image('a'));
+    let Some(gcloud) = support::gcloud::Gcloud::against(&s.h.fake, TEST).await else { return };
+    let (code, report) = s.audit().await;
+    assert_eq!(code, 1, "{report:#}");
+    let fix = web(&report)["remediation"].as_str().unwrap().to_owned();
+    let (status, _, err) = gcloud.paste(&fix).await;
+    assert_eq!(status, 0, "{fix}\n{err}");
+    let (code, report) = s.audit().await;
+    assert_eq!(code, 0, "after {fix}: {report:#}");
+    let serving: Vec<&str> =
+        web(&report)["serving"].as_array().unwrap().iter().map(|r| r["revision"].as_str().unwrap()).collect();
+    assert_eq!(serving, ["web-00002-abc"]);
+}
