@@ -9,6 +9,13 @@ use crate::inventory::{
 
 pub const REGION: &str = "us-central1";
 
+/// Continuous validation's images (an attested one and one that is not) and attestor.
+pub const GOOD: &str =
+    "us-docker.pkg.dev/p/app/web@sha256:1111111111111111111111111111111111111111111111111111111111111111";
+pub const BAD: &str =
+    "us-docker.pkg.dev/p/app/web@sha256:2222222222222222222222222222222222222222222222222222222222222222";
+pub const CI: &str = "projects/p/attestors/built-by-ci";
+
 pub fn default_binauthz() -> Option<BinauthzSetting> {
     Some(BinauthzSetting { use_default: true, ..Default::default() })
 }

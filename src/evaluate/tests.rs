@@ -322,11 +322,6 @@ mod validation {
     use crate::evaluate::validation::ServingVerdict;
     use crate::inventory::{Evidence, TrafficTarget};
 
-    const GOOD: &str =
-        "us-docker.pkg.dev/p/app/web@sha256:1111111111111111111111111111111111111111111111111111111111111111";
-    const BAD: &str =
-        "us-docker.pkg.dev/p/app/web@sha256:2222222222222222222222222222222222222222222222222222222222222222";
-    const CI: &str = "projects/p/attestors/built-by-ci";
 
     fn serving(traffic: &[(&str, u32, Option<&str>)]) -> Option<Vec<TrafficTarget>> {
         Some(

@@ -421,11 +421,6 @@ mod tests {
     use crate::fixtures::*;
     use crate::inventory::Observed;
 
-    const GOOD: &str =
-        "us-docker.pkg.dev/p/app/web@sha256:1111111111111111111111111111111111111111111111111111111111111111";
-    const BAD: &str =
-        "us-docker.pkg.dev/p/app/web@sha256:2222222222222222222222222222222222222222222222222222222222222222";
-    const CI: &str = "projects/p/attestors/built-by-ci";
 
     fn target(revision: &str, percent: u32, tag: Option<&str>) -> TrafficTarget {
         TrafficTarget { revision: revision.into(), percent, tag: tag.map(Into::into) }
