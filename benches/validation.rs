@@ -50,10 +50,12 @@ fn reads(h: &Harness) -> Reads {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // `cargo bench` passes --bench; `cargo test --bench validation` runs a small smoke round.
+    let full = std::env::args().any(|a| a == "--bench");
     let (projects, services, digests, attestors, unattested) = (
-        env("BENCH_PROJECTS", 20usize),
-        env("BENCH_SERVICES", 500usize),
-        env("BENCH_DIGESTS", 25usize),
+        env("BENCH_PROJECTS", if full { 20usize } else { 4 }),
+        env("BENCH_SERVICES", if full { 500usize } else { 40 }),
+        env("BENCH_DIGESTS", if full { 25usize } else { 10 }),
         env("BENCH_ATTESTORS", 2usize),
         env("BENCH_UNATTESTED", 5usize),
     );
@@ -136,6 +138,11 @@ async fn main() {
         "| cycle | revisions lists | attestors.get | occurrence lists | validateAttestationOccurrence | all requests | extra over no validation | wall |"
     );
     println!("|---|---|---|---|---|---|---|---|");
+    // Each figure must be the lower bound: more would mean a cache or a deduplication broke.
+    let expected = [(projects, attestors * digests), (0, attestors * failing), (0, attestors * digests)];
+    for ((label, r, _), (revisions, occurrences)) in rows.iter().zip(expected) {
+        assert_eq!((r.revisions, r.attestors, r.occurrences), (revisions, attestors, occurrences), "{label}");
+    }
     for (label, r, wall) in rows {
         println!(
             "| {label} | {} | {} | {} | {} | {} | {} | {:.2} s |",

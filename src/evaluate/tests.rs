@@ -322,7 +322,6 @@ mod validation {
     use crate::evaluate::validation::ServingVerdict;
     use crate::inventory::{Evidence, TrafficTarget};
 
-
     fn serving(traffic: &[(&str, u32, Option<&str>)]) -> Option<Vec<TrafficTarget>> {
         Some(
             traffic

@@ -421,7 +421,6 @@ mod tests {
     use crate::fixtures::*;
     use crate::inventory::Observed;
 
-
     fn target(revision: &str, percent: u32, tag: Option<&str>) -> TrafficTarget {
         TrafficTarget { revision: revision.into(), percent, tag: tag.map(Into::into) }
     }
