@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::attestation::{SigningKey, attestor, occurrence, payload};
 use support::fake_google::world::{Api, Fault, World};
 use support::harness::Harness;
 use support::monitoring::{Proc, active_alerts, eventually, get_json, has_alert, spawn, start_alertmanager};
@@ -98,6 +99,67 @@ fn seed(world: &mut World) {
     ));
 }
 
+/// Continuous validation's evidence: each serving revision of the seeded services (the fake
+/// names a service's latest revision `NAME-00003-abc`), shop-prod's attestor and an
+/// attestation of every image but the `canary` service's 10 % revision.
+fn seed_validation(h: &Harness) {
+    let key = SigningKey::new(h.dir(), "built-by-ci");
+    let attestor_name = "projects/shop-prod/attestors/built-by-ci";
+    h.fake.estate(|e| {
+        e.attestors.insert(attestor_name.into(), attestor(attestor_name, &[key.public_key()]));
+        let shop = e.project("shop-prod");
+        shop.services.push(serving(
+            service("shop-prod", REGION, "canary"),
+            &[("canary-00003-abc", 90, None), ("canary-00004-new", 10, None)],
+        ));
+        shop.revisions.push(revision(
+            "shop-prod",
+            REGION,
+            "canary",
+            "canary-00004-new",
+            &image_by_digest("shop-prod", REGION, "canary", 'b'),
+        ));
+        for id in ["shop-prod", "lab-dev", "plain", "broken"] {
+            let p = e.project(id);
+            let serving: Vec<(String, String, String)> = p
+                .services
+                .iter()
+                .map(|s| {
+                    let name = s["name"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+                    let image = s["template"]["containers"][0]["image"].as_str().unwrap().to_owned();
+                    (name.clone(), format!("{name}-00003-abc"), image)
+                })
+                .collect();
+            for (service, revision_name, image) in serving {
+                // Function images are built by tag; the revision records the digest.
+                let by_digest = match image.split_once(':') {
+                    Some((repo, _)) if !image.contains('@') => format!("{repo}@sha256:{}", "c".repeat(64)),
+                    _ => image,
+                };
+                p.revisions.push(revision(id, REGION, &service, &revision_name, &by_digest));
+            }
+        }
+        let attested: Vec<String> = e.projects["shop-prod"]
+            .revisions
+            .iter()
+            .filter(|r| r["metadata"]["name"] != "canary-00004-new")
+            .map(|r| r["status"]["imageDigest"].as_str().unwrap().to_owned())
+            .collect();
+        for (n, image) in attested.iter().enumerate() {
+            let body = payload(image);
+            let o = occurrence(
+                "shop-prod",
+                n + 1,
+                "projects/shop-prod/notes/built-by-ci",
+                image,
+                &body,
+                &[(&key.id, &key.sign(&body))],
+            );
+            e.occurrences.push(o);
+        }
+    });
+}
+
 /// Every alert in every group of an Alertmanager (`/api/v2/alerts/groups`).
 async fn grouped_alerts(port: u16) -> Option<Vec<Value>> {
     let groups = get_json(&format!("http://127.0.0.1:{port}/api/v2/alerts/groups")).await?;
@@ -113,6 +175,7 @@ async fn two_replicas_give_on_call_one_alert_per_problem_and_the_one_replica_num
     let mut world = World::default();
     seed(&mut world);
     let h = Harness::start(world).await;
+    seed_validation(&h);
     let (prometheus_port, am_rules_port, am_push_port) = (free_port(), free_port(), free_port());
     let replica_ports = [free_port(), free_port()];
     let _am_rules = start_alertmanager(h.dir(), "am-rules", am_rules_port);
@@ -124,6 +187,7 @@ async fn two_replicas_give_on_call_one_alert_per_problem_and_the_one_replica_num
             "[schedule]\ncron = \"*/2 * * * * *\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n\
              [alertmanager]\nurls = [\"http://127.0.0.1:{am_push_port}\"]\ntimeout = \"2s\"\nresend_interval = \"1s\"\n\n\
              [alertmanager.extra_labels]\ncluster = \"eu-1\"\n\n\
+             [validation]\nenabled = true\n\n\
              [[suppressions]]\nproject = \"shop-*\"\nname = \"accepted\"\nviolation = \"breakglass\"\nreason = \"INC-8, signed off\"\nexpires = \"2099-01-01\"\n\n\
              [[suppressions]]\nname = \"etl\"\nreason = \"long gone\"\nexpires = \"2020-01-01\"\n"
         );
@@ -153,6 +217,7 @@ async fn two_replicas_give_on_call_one_alert_per_problem_and_the_one_replica_num
         ("BinauthzPolicyAlwaysAllow", "project", "plain"),
         ("BinauthzProjectAuditFailing", "project", "broken"),
         ("BinauthzWorkloadComplianceUnknown", "name", "orphan"),
+        ("BinauthzWorkloadUnattestedRevision", "name", "canary"),
     ];
     let from_rules = eventually("the rule alerts in Alertmanager", Duration::from_secs(60), async || {
         let alerts = grouped_alerts(am_rules_port).await?;
@@ -175,6 +240,7 @@ async fn two_replicas_give_on_call_one_alert_per_problem_and_the_one_replica_num
         ("BinauthzAllowlistEntryMissing", "project", "shop-prod"),
         ("BinauthzPolicyDryRun", "project", "lab-dev"),
         ("BinauthzPolicyAlwaysAllow", "project", "plain"),
+        ("BinauthzWorkloadUnattestedRevision", "name", "canary"),
     ];
     let pushed = eventually("pushed alerts in Alertmanager", Duration::from_secs(30), async || {
         let alerts = grouped_alerts(am_push_port).await?;
