@@ -514,3 +514,35 @@ async fn the_printed_traffic_fix_works_when_pasted_through_real_gcloud() {
         web(&report)["serving"].as_array().unwrap().iter().map(|r| r["revision"].as_str().unwrap()).collect();
     assert_eq!(serving, ["web-00002-abc"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_pool_is_judged_by_its_instance_splits() {
+    let s = Scene::new(&[CI], &[("web-00002-abc", 100, None, image('a'))]).await;
+    s.attest(0, &image('a'));
+    let pool_image = |fill| image_by_digest(P, REGION, "consumer", fill);
+    s.attest(0, &pool_image('d'));
+    s.h.fake.estate(|e| {
+        let p = e.project(P);
+        p.worker_pools = vec![splitting(
+            worker_pool(P, REGION, "consumer"),
+            &[("consumer-00002-abc", 70), ("consumer-00003-new", 30)],
+        )];
+        p.revisions.push(revision(P, REGION, "consumer", "consumer-00002-abc", &pool_image('d')));
+        p.revisions.push(revision(P, REGION, "consumer", "consumer-00003-new", &pool_image('e')));
+    });
+    let (code, report) = s.audit().await;
+    assert_eq!(code, 1, "{report:#}");
+    let pool = report["resources"].as_array().unwrap().iter().find(|r| r["kind"] == "worker_pool").unwrap();
+    assert_eq!(pool["violations"], json!(["unattested_revision"]), "{pool:#}");
+    let verdicts: Vec<(&str, u64, &str)> = pool["serving"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["revision"].as_str().unwrap(), r["percent"].as_u64().unwrap(), r["verdict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(verdicts, [("consumer-00002-abc", 70, "attested"), ("consumer-00003-new", 30, "unattested")]);
+    assert_eq!(web(&report)["status"], "compliant");
+    // No traffic command is printed for worker pools: what is needed is said instead.
+    assert!(pool["remediation"].is_null(), "{pool:#}");
+    assert!(pool["remediation_note"].as_str().unwrap().contains("consumer-00003-new"), "{pool:#}");
+}

@@ -198,3 +198,17 @@ pub fn serving(service: Value, targets: &[(&str, u32, Option<&str>)]) -> Value {
 pub fn attestation_policy(project: &str, attestors: &[&str], patterns: &[&str]) -> Value {
     set(enforcing_policy(project, patterns), "/defaultAdmissionRule/requireAttestationsBy", json!(attestors))
 }
+
+/// `pool` splitting its instances over `splits` (revision, percent) as Run v2 reports it; the
+/// first revision is the latest ready one.
+pub fn splitting(pool: Value, splits: &[(&str, u32)]) -> Value {
+    let name = pool["name"].as_str().unwrap_or_default().to_owned();
+    let statuses: Vec<Value> = splits
+        .iter()
+        .map(|(revision, percent)| {
+            json!({"type": "INSTANCE_SPLIT_ALLOCATION_TYPE_REVISION", "revision": revision, "percent": percent})
+        })
+        .collect();
+    let latest = splits.first().map(|(r, _)| format!("{name}/revisions/{r}")).unwrap_or_default();
+    set(set(pool, "/instanceSplitStatuses", json!(statuses)), "/latestReadyRevision", json!(latest))
+}

@@ -171,6 +171,20 @@ pub fn knative(kind: &str, v2: &Value) -> Value {
         "Service" => json!({"observedGeneration": generation, "conditions": ready, "url": url,
                             "latestReadyRevisionName": latest, "latestCreatedRevisionName": latest,
                             "traffic": traffic}),
+        // A worker pool's instance splits, when the test set them (v2 `instanceSplitStatuses`).
+        "WorkerPool" if v2.get("instanceSplitStatuses").is_some() => {
+            let splits: Vec<Value> = v2["instanceSplitStatuses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    let revision = t["revision"].as_str().and_then(|r| r.rsplit('/').next()).unwrap_or_default();
+                    json!({"revisionName": revision, "percent": t["percent"].as_i64().unwrap_or(0)})
+                })
+                .collect();
+            json!({"observedGeneration": generation, "conditions": ready, "latestReadyRevisionName": latest,
+                   "latestCreatedRevisionName": latest, "instanceSplits": splits})
+        }
         _ => json!({"observedGeneration": generation, "conditions": ready}),
     };
     let (api_version, spec) = match kind {
