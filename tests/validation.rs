@@ -481,6 +481,7 @@ async fn an_attestation_made_by_real_gcloud_is_accepted() {
         .await;
     assert_eq!(status, 0, "{err}");
     assert!(!err.contains("WARNING"), "gcloud's --validate found the attestation unverifiable: {err}");
+    // gcloud sends bytes in the URL-safe alphabet; Google (and the fake) answers standard base64.
 
     let (code, report) = s.audit().await;
     assert_eq!((code, revision_of(&report, "web-00002-abc")["verdict"].as_str()), (0, Some("attested")), "{report:#}");

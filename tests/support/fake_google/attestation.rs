@@ -17,7 +17,7 @@ use axum::Router;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::routing::{get, post};
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use serde_json::{Value, json};
 
 use super::Shared;
@@ -138,6 +138,17 @@ async fn create_occurrence(
     if let Some(field) = missing {
         return Err(google_error(400, "INVALID_ARGUMENT", &format!("{field} is required"), None));
     }
+    // Google stores the bytes, and answers them in standard base64 whatever the client sent
+    // (gcloud sends the URL-safe alphabet).
+    let attestation = &mut body["attestation"];
+    if let Some(payload) = attestation["serializedPayload"].as_str().and_then(bytes) {
+        attestation["serializedPayload"] = json!(STANDARD.encode(payload));
+    }
+    for signature in attestation["signatures"].as_array_mut().into_iter().flatten() {
+        if let Some(sig) = signature["signature"].as_str().and_then(bytes) {
+            signature["signature"] = json!(STANDARD.encode(sig));
+        }
+    }
     let n = w.estate.occurrences.len() + 1;
     body["name"] = json!(format!("projects/{project}/occurrences/occ-{n}"));
     body["createTime"] = json!("2026-11-29T00:00:00Z");
@@ -168,16 +179,15 @@ async fn validate(
         return Ok(json(json!({"result": "ATTESTATION_NOT_VERIFIABLE",
                               "denialReason": "the occurrence's note is not the attestor's"})));
     }
-    let payload = STANDARD.decode(body["attestation"]["serializedPayload"].as_str().unwrap_or_default());
-    let payload =
-        payload.map_err(|_| google_error(400, "INVALID_ARGUMENT", "serializedPayload is not base64", None))?;
+    let payload = bytes(body["attestation"]["serializedPayload"].as_str().unwrap_or_default())
+        .ok_or_else(|| google_error(400, "INVALID_ARGUMENT", "serializedPayload is not base64", None))?;
     let keys = note["publicKeys"].as_array().cloned().unwrap_or_default();
     let signatures = body["attestation"]["signatures"].as_array().cloned().unwrap_or_default();
     let verified = signatures.iter().any(|s| {
         let (id, signature) = (s["publicKeyId"].as_str().unwrap_or_default(), s["signature"].as_str().unwrap_or(""));
         keys.iter().filter(|k| k["id"] == id).any(|k| match k["pkixPublicKey"]["publicKeyPem"].as_str() {
-            Some(pem) => STANDARD.decode(signature).is_ok_and(|sig| openssl_verifies(pem, &payload, &sig)),
-            None => pgp_verified.iter().any(|(k, s)| k == id && s == signature),
+            Some(pem) => bytes(signature).is_some_and(|sig| openssl_verifies(pem, &payload, &sig)),
+            None => pgp_verified.iter().any(|(k, s)| k == id && bytes(s) == bytes(signature)),
         })
     });
     Ok(json(if verified {
@@ -185,6 +195,11 @@ async fn validate(
     } else {
         json!({"result": "ATTESTATION_NOT_VERIFIABLE", "denialReason": "no signature verifies with the attestor's keys"})
     }))
+}
+
+/// A `bytes` field as Google's JSON takes it: standard or URL-safe base64.
+fn bytes(text: &str) -> Option<Vec<u8>> {
+    STANDARD.decode(text).or_else(|_| URL_SAFE.decode(text)).ok()
 }
 
 /// `openssl dgst -sha256 -verify`: ECDSA (DER) and RSA PKCS#1 v1.5 signatures over SHA-256.
