@@ -7,9 +7,10 @@ query parameters) and every schema reachable from their requests and responses, 
 field name, type, $ref, array item type and enum values. No prose is kept.
 
 APIs with no discovery document in DISCOVERY_DIR (Cloud Functions v1 and v2alpha, Service
-Usage, Cloud Build, Resource Manager v1, which gcloud calls on the way to a fix) come from the
-method tables of the API clients generated into the installed Google Cloud SDK (path, HTTP
-method and query parameters only; no schemas).
+Usage, Cloud Build, Resource Manager v1, Cloud KMS, which gcloud calls on the way to a fix)
+come from the method tables of the API clients generated into the installed Google Cloud SDK
+(path, HTTP method and query parameters). For those in SDK_SCHEMAS the schemas come too, from
+the client's generated messages (imported from the SDK: field names, types, enum values).
 
 Usage: scripts/discovery-excerpt.py [DISCOVERY_DIR [SDK_ROOT]] > tests/schemas/google-apis.json
 """
@@ -87,7 +88,19 @@ SDK_WANTED = {
     "serviceusage/v1": ["serviceusage.services.get"],
     "cloudbuild/v1": ["cloudbuild.projects.locations.getDefaultServiceAccount"],
     "cloudresourcemanager/v1": ["cloudresourcemanager.projects.get", "cloudresourcemanager.projects.getIamPolicy"],
+    # `gcloud beta container binauthz attestations sign-and-create`, the fix printed for an
+    # unattested image whose attestor has a Cloud KMS key: the attestor (the beta track reads
+    # it from v1beta1), the key's algorithm, then a signature of the payload's digest.
+    "binaryauthorization/v1beta1": ["binaryauthorization.projects.attestors.get"],
+    "cloudkms/v1": [
+        "cloudkms.projects.locations.keyRings.cryptoKeys.cryptoKeyVersions.getPublicKey",
+        "cloudkms.projects.locations.keyRings.cryptoKeys.cryptoKeyVersions.asymmetricSign",
+    ],
 }
+
+# SDK-only APIs whose request and response schemas are checked too (from the generated
+# messages); the others were added before this existed and keep method tables only.
+SDK_SCHEMAS = {"binaryauthorization/v1beta1", "cloudkms/v1"}
 
 
 def find_method(doc, dotted):
@@ -149,9 +162,54 @@ def excerpt(doc, methods):
 METHOD_INFO = re.compile(r"base_api\.ApiMethodInfo\((.*?)\n\s*\)", re.S)
 
 
+def message_facts(field):
+    """A generated (apitools) message field as field_facts() describes a discovery property."""
+    from apitools.base.protorpclite import messages  # the SDK's, on sys.path by sdk_messages()
+
+    if isinstance(field, messages.MessageField):
+        facts = {"$ref": field.type.__name__}
+    elif isinstance(field, messages.EnumField):
+        facts = {"type": "string", "enum": sorted(field.type.names(), key=lambda n: field.type(n).number)}
+    elif isinstance(field, messages.BytesField):
+        facts = {"type": "string", "format": "byte"}
+    elif isinstance(field, messages.IntegerField):
+        # apitools' default variant is INT64, which JSON carries as a string.
+        facts = {"type": "integer", "format": field.variant.name.lower()}
+    else:
+        facts = {
+            messages.StringField: {"type": "string"},
+            messages.BooleanField: {"type": "boolean"},
+            messages.FloatField: {"type": "number"},
+        }[type(field)]
+    return {"type": "array", "items": facts} if field.repeated else facts
+
+
+def sdk_messages(sdk_root, api, version):
+    lib = Path(sdk_root) / "lib"
+    sys.path[:0] = [str(lib), str(lib / "third_party")]
+    module = f"googlecloudsdk.generated_clients.apis.{api}.{version}.{api}_{version}_messages"
+    return __import__(module, fromlist=["_"])
+
+
+def sdk_schemas(messages_module, roots):
+    """Every message reachable from `roots`, as excerpt() writes discovery schemas."""
+    schemas, todo = {}, list(roots)
+    while todo:
+        name = todo.pop()
+        if name in schemas:
+            continue
+        props = {f.name: message_facts(f) for f in getattr(messages_module, name).all_fields()}
+        schemas[name] = dict(sorted(props.items()))
+        for facts in props.values():
+            todo.extend(refs_of(facts))
+    return dict(sorted(schemas.items()))
+
+
 def sdk_excerpt(sdk_root, api_version, method_ids):
-    """Method tables of an API client generated into the Cloud SDK (apitools)."""
+    """Method tables of an API client generated into the Cloud SDK (apitools), and for the
+    APIs in SDK_SCHEMAS the schemas of their requests and responses."""
     api, version = api_version.split("/")
+    messages_module = sdk_messages(sdk_root, api, version) if api_version in SDK_SCHEMAS else None
     client = Path(sdk_root) / "lib/googlecloudsdk/generated_clients/apis" / api / version / f"{api}_{version}_client.py"
     methods = {}
     for block in METHOD_INFO.findall(client.read_text()):
@@ -160,15 +218,24 @@ def sdk_excerpt(sdk_root, api_version, method_ids):
         if method_id not in method_ids:
             continue
         path = (field("flat_path") or field("relative_path")).group(1).strip("'")
-        methods[method_id.split(".", 1)[1]] = {
+        method = methods[method_id.split(".", 1)[1]] = {
             "httpMethod": field("http_method").group(1).strip("'"),
             "path": path,
             "parameters": sorted(json.loads(field("query_params").group(1).replace("'", '"'))),
         }
+        if messages_module:
+            method["response"] = field("response_type_name").group(1).strip("'")
+            # The body is the request message's field named request_field ('' for none).
+            body = field("request_field").group(1).strip("'")
+            if body:
+                wrapper = getattr(messages_module, field("request_type_name").group(1).strip("'"))
+                method["request"] = wrapper.field_by_name(body).type.__name__
     missing = set(m.split(".", 1)[1] for m in method_ids) - set(methods)
     if missing:
         sys.exit(f"{client}: methods not found: {sorted(missing)}")
-    return {"revision": f"gcloud generated client {api_version}", "methods": methods, "schemas": {}}
+    roots = [m[k] for m in methods.values() for k in ("request", "response") if k in m]
+    schemas = sdk_schemas(messages_module, roots) if messages_module else {}
+    return {"revision": f"gcloud generated client {api_version}", "methods": methods, "schemas": schemas}
 
 
 def main():

@@ -1,6 +1,7 @@
 //! Attestor keys and attestations made the way their owners make them: keys by openssl at
 //! test time (no private key is committed), the payload as `gcloud container binauthz
-//! create-signature-payload` prints it, signatures by `openssl dgst -sha256 -sign`.
+//! create-signature-payload` prints it, signatures by `openssl dgst -sha256 -sign` (or, for a
+//! key the fake Cloud KMS holds, `openssl pkeyutl -sign` over the digest gcloud sends).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +11,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
 /// An attestor's signing key (ECDSA P-256), in a directory of the test's.
+#[derive(Debug, Clone)]
 pub struct SigningKey {
     private: PathBuf,
     pub public_pem: String,
@@ -42,9 +44,25 @@ impl SigningKey {
         openssl(&["dgst", "-sha256", "-sign", self.private.to_str().unwrap(), input.to_str().unwrap()])
     }
 
+    /// A DER ECDSA signature of a SHA-256 `digest` (what Cloud KMS's `asymmetricSign` makes).
+    pub fn sign_digest(&self, digest: &[u8]) -> Vec<u8> {
+        let input = self.private.with_extension("digest");
+        std::fs::write(&input, digest).unwrap();
+        openssl(&["pkeyutl", "-sign", "-inkey", self.private.to_str().unwrap(), "-in", input.to_str().unwrap()])
+    }
+
     /// The attestor's `publicKeys[]` entry for this key.
     pub fn public_key(&self) -> Value {
         json!({"id": self.id, "pkixPublicKey": {"publicKeyPem": self.public_pem, "signatureAlgorithm": "ECDSA_P256_SHA256"}})
+    }
+
+    /// The entry `gcloud container binauthz attestors public-keys add --keyversion=VERSION`
+    /// writes when this key is the Cloud KMS key version `VERSION`
+    /// (`projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N`): the id is the
+    /// version's URI, the algorithm KMS's EC_SIGN_P256_SHA256 in Binary Authorization's name.
+    pub fn kms_public_key(&self, version: &str) -> Value {
+        json!({"id": format!("//cloudkms.googleapis.com/v1/{version}"),
+               "pkixPublicKey": {"publicKeyPem": self.public_pem, "signatureAlgorithm": "ECDSA_P256_SHA256"}})
     }
 }
 

@@ -73,6 +73,10 @@ impl Gcloud {
             .iter()
             .map(|api| (format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}"), format!("{}/", fake.base_url)))
             .collect();
+        // Cloud KMS at its own host name, reached through the proxy: gcloud derives the id of
+        // a KMS key from the endpoint (`//cloudkms.googleapis.com/v1/projects/...` at Google's,
+        // `//127.0.0.1:PORT/v1/...` at the fake's address), as for an operator without overrides.
+        env.push(("CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS".into(), "http://cloudkms.googleapis.com/".into()));
         let auditor_dir = Path::new(BIN).parent().unwrap().display().to_string();
         env.extend(
             [

@@ -30,6 +30,7 @@ pub fn routes(router: Router<Shared>) -> Router<Shared> {
     router
         .route("/apis/serving.knative.dev/v1/namespaces/{project}/revisions", get(revisions))
         .route("/v1/projects/{project}/attestors/{attestor}", get(attestor).post(validate))
+        .route("/v1beta1/projects/{project}/attestors/{attestor}", get(attestor_v1beta1))
         .route("/v1/projects/{project}/notes/{note}/occurrences", get(note_occurrences))
         .route("/v1/projects/{project}/occurrences", post(create_occurrence))
 }
@@ -57,11 +58,26 @@ async fn revisions(State(world): State<Shared>, UrlPath(project): UrlPath<String
     ))
 }
 
+/// `projects.attestors.get` (v1).
 async fn attestor(State(world): State<Shared>, UrlPath((project, name)): UrlPath<(String, String)>) -> Answer {
+    stored_attestor(&world, &project, &name).map(json)
+}
+
+/// The attestor as Binary Authorization v1beta1 shows it (what gcloud's beta track reads): the
+/// same, its note under v1beta1's name `userOwnedDrydockNote`.
+async fn attestor_v1beta1(State(world): State<Shared>, UrlPath((project, name)): UrlPath<(String, String)>) -> Answer {
+    let mut attestor = stored_attestor(&world, &project, &name)?;
+    if let Some(note) = attestor.as_object_mut().and_then(|a| a.remove("userOwnedGrafeasNote")) {
+        attestor["userOwnedDrydockNote"] = note;
+    }
+    Ok(json(attestor))
+}
+
+fn stored_attestor(world: &Shared, project: &str, name: &str) -> Result<Value, axum::response::Response> {
     let w = world.lock().unwrap();
-    project_or_error(&w.estate, &project, Api::BinaryAuthorization)?;
+    project_or_error(&w.estate, project, Api::BinaryAuthorization)?;
     let full = format!("projects/{project}/attestors/{name}");
-    w.estate.attestors.get(&full).cloned().map(json).ok_or_else(|| not_found(&full))
+    w.estate.attestors.get(&full).cloned().ok_or_else(|| not_found(&full))
 }
 
 /// `projects.notes.occurrences.list`: the note's occurrences in every project, filtered.
@@ -198,7 +214,7 @@ async fn validate(
 }
 
 /// A `bytes` field as Google's JSON takes it: standard or URL-safe base64.
-fn bytes(text: &str) -> Option<Vec<u8>> {
+pub(super) fn bytes(text: &str) -> Option<Vec<u8>> {
     STANDARD.decode(text).or_else(|_| URL_SAFE.decode(text)).ok()
 }
 

@@ -7,6 +7,8 @@
 //! - Binary Authorization v1 policies, attestors and `validateAttestationOccurrence`;
 //! - Run v1 revisions and Container Analysis occurrences (`attestation`: continuous
 //!   validation);
+//! - Cloud KMS `getPublicKey` and `asymmetricSign` (`kms`: what gcloud's `attestations
+//!   sign-and-create` calls);
 //! - Resource Manager v3 `projects:search`, `projects.list` and `folders.list`;
 //! - Cloud Asset Inventory `assets.list`;
 //!
@@ -16,6 +18,7 @@
 //! authentication) before its handler.
 
 mod attestation;
+mod kms;
 mod layers;
 mod reads;
 pub mod shapes;
@@ -52,7 +55,7 @@ impl Drop for FakeGoogle {
 impl FakeGoogle {
     pub async fn start(world: World) -> FakeGoogle {
         let world = Arc::new(Mutex::new(world));
-        let router = attestation::routes(reads::routes(super::fake_auth::routes(Router::new())))
+        let router = kms::routes(attestation::routes(reads::routes(super::fake_auth::routes(Router::new()))))
             .merge(super::gcloud_fake::routes())
             .fallback(|| async { google_error(404, "NOT_FOUND", "no such method in the fake", None) });
         let app = layers::around(router, &world).with_state(Arc::clone(&world));

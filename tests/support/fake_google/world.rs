@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::attestation::SigningKey;
 use crate::support::fake_auth::{Credentials, TokenRequest, is_credential_path};
 
 #[derive(Debug, Default)]
@@ -79,6 +80,9 @@ pub struct Estate {
     /// What Google's `validateAttestationOccurrence` verifies for keys the fake does not
     /// check itself (PGP): (public key id, base64 signature) pairs it answers VERIFIED.
     pub google_verifies: Vec<(String, String)>,
+    /// Cloud KMS asymmetric signing key versions (EC_SIGN_P256_SHA256), by
+    /// `projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N`.
+    pub kms_keys: BTreeMap<String, SigningKey>,
 }
 
 impl Estate {
