@@ -519,15 +519,27 @@ async fn the_printed_traffic_fix_works_when_pasted_through_real_gcloud() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_printed_kms_signing_fix_works_when_pasted_through_real_gcloud() {
     const TEST: &str = "the_printed_kms_signing_fix_works_when_pasted_through_real_gcloud";
+    // Cloud KMS at Google's host name, and at a private endpoint of the operator's own (where
+    // gcloud alone would name the key `//127.0.0.1:PORT/v1/...`, an id no attestor lists).
+    for private_endpoint in [false, true] {
+        if !kms_fix_pasted(TEST, private_endpoint).await {
+            return;
+        }
+    }
+}
+
+/// Audits an image no one attested, whose attestor's only key is a Cloud KMS key version,
+/// pastes the printed fix into real gcloud and audits again. `false` when gcloud is absent.
+async fn kms_fix_pasted(test: &str, private_endpoint: bool) -> bool {
     // In another project than the attestor's, as a shared signing project often is.
     const VERSION: &str = "projects/shop-keys/locations/global/keyRings/ci/cryptoKeys/attest/cryptoKeyVersions/1";
     let s = Scene::new(&[CI], &[("web-00002-abc", 100, None, image('a'))]).await;
-    // The attestor's only key is a Cloud KMS key version; the fake KMS holds its private half.
+    // The fake KMS holds the private half.
     s.h.fake.estate(|e| {
         e.attestors.insert(CI.into(), attestor(CI, &[s.keys[0].kms_public_key(VERSION)]));
         e.kms_keys.insert(VERSION.into(), s.keys[0].clone());
     });
-    let Some(gcloud) = support::gcloud::Gcloud::against(&s.h.fake, TEST).await else { return };
+    let Some(gcloud) = support::gcloud::Gcloud::against(&s.h.fake, test).await else { return false };
     let (code, report) = s.audit().await;
     assert_eq!(code, 1, "{report:#}");
     let fix = web(&report)["remediation"].as_str().unwrap().to_owned();
@@ -535,28 +547,36 @@ async fn the_printed_kms_signing_fix_works_when_pasted_through_real_gcloud() {
     let note = web(&report)["remediation_note"].as_str().unwrap();
     assert!(note.contains("only for images the attestor vouches for"), "{note}");
 
-    let (status, _, err) = gcloud.paste(&fix).await;
-    let debug: Vec<String> = s.h.fake.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
-    assert_eq!(status, 0, "{fix}\n{err}\n{debug:#?}");
+    // The operator's shell, then the fix exactly as printed.
+    let shell = match private_endpoint {
+        true => format!("export CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS={}/\n", s.h.fake.base_url),
+        false => String::new(),
+    };
+    let (status, _, err) = gcloud.paste(&format!("{shell}{fix}")).await;
+    assert_eq!(status, 0, "{shell}{fix}\n{err}");
     assert!(!err.contains("No public key with ID"), "gcloud signed under an id the attestor does not list: {err}");
     let (code, report) = s.audit().await;
-    assert_eq!((code, revision_of(&report, "web-00002-abc")["verdict"].as_str()), (0, Some("attested")), "{report:#}");
+    let verdict = revision_of(&report, "web-00002-abc")["verdict"].as_str();
+    assert_eq!((code, verdict), (0, Some("attested")), "private endpoint {private_endpoint}: {report:#}");
 
     // What it signed: the serving digest, and nothing else.
-    let created = s.h.fake.seen(|s| s.exchanges.iter().filter(|x| x.path.ends_with("/occurrences")).count());
-    assert_eq!(created, 1);
     let stored = s.h.fake.estate(|e| e.occurrences.clone());
     assert_eq!(stored.len(), 1, "{stored:#?}");
-    assert_eq!((stored[0]["resourceUri"].as_str(), stored[0]["noteName"].as_str()), (Some(&*image('a')), Some(CI_NOTE)));
+    assert_eq!(
+        (stored[0]["resourceUri"].as_str(), stored[0]["noteName"].as_str()),
+        (Some(&*image('a')), Some(CI_NOTE))
+    );
     let (problems, seen) = support::discovery::check_traffic(&s.h.fake).await;
     assert!(problems.is_empty(), "{problems:#?}");
     for method in [
+        "binaryauthorization.v1beta1.sdk:projects.attestors.get",
         "cloudkms.v1.sdk:projects.locations.keyRings.cryptoKeys.cryptoKeyVersions.getPublicKey",
         "cloudkms.v1.sdk:projects.locations.keyRings.cryptoKeys.cryptoKeyVersions.asymmetricSign",
         "containeranalysis.v1:projects.occurrences.create",
     ] {
         assert!(seen.contains(method), "{method} not in {seen:?}");
     }
+    true
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,11 @@ pub enum Check {
     Unknown(String),
 }
 
+/// How the id of a Cloud KMS key version begins on an attestor (`gcloud container binauthz
+/// attestors public-keys add --keyversion` writes the version's URI at Google's endpoint); the
+/// version's name follows.
+pub const KMS_KEY_ID_PREFIX: &str = "//cloudkms.googleapis.com/v1/";
+
 /// An attestor as validation needs it: where its attestations are, and its keys today.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Attestor {
@@ -106,7 +111,7 @@ impl Attestor {
     pub fn kms_key_versions(&self) -> Vec<String> {
         self.keys
             .iter()
-            .filter_map(|k| k.id.strip_prefix("//cloudkms.googleapis.com/v1/"))
+            .filter_map(|k| k.id.strip_prefix(KMS_KEY_ID_PREFIX))
             .filter(|v| v.starts_with("projects/") && v.contains("/cryptoKeyVersions/"))
             .map(str::to_owned)
             .collect()

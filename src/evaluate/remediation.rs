@@ -4,6 +4,7 @@
 //! sources) is shell-quoted: a snapshot can hold anything. Explanations, and the reason when
 //! no command is safe, go in `note`.
 
+use crate::attest::KMS_KEY_ID_PREFIX;
 use crate::evaluate::validation::ServingFix;
 use crate::evaluate::{AllowlistEntry, AllowlistStatus, Violation};
 use crate::inventory::{FunctionOrigin, FunctionSource, Kind, Workload};
@@ -161,12 +162,18 @@ fn serve_attested(plan: &mut Plan, w: &Workload, fix: &ServingFix) {
     if signable {
         for (image, attestor, key) in &fix.attest {
             let project = attestor.split('/').nth(1).unwrap_or_default();
+            let version = key.as_deref().unwrap_or_default();
+            // gcloud names the signature's key after its KMS endpoint (its resource URI there,
+            // from api_endpoint_overrides/cloudkms when the operator set one, such as a
+            // private endpoint: then an id no attestor lists, and an attestation that never
+            // verifies): the override pins the id the attestor lists.
             plan.step(format!(
-                "gcloud beta container binauthz attestations sign-and-create --project={} --artifact-url={} --attestor={} --keyversion={}",
+                "gcloud beta container binauthz attestations sign-and-create --project={} --artifact-url={} --attestor={} --keyversion={} --public-key-id-override={}",
                 quote(project),
                 quote(image),
                 quote(attestor),
-                quote(key.as_deref().unwrap_or_default())
+                quote(version),
+                quote(&format!("{KMS_KEY_ID_PREFIX}{version}"))
             ));
         }
         plan.note(format!(

@@ -396,7 +396,7 @@ mod validation {
         assert_eq!(
             r.remediation.as_deref().unwrap(),
             format!(
-                "gcloud beta container binauthz attestations sign-and-create --project=p --artifact-url={BAD} --attestor={CI} --keyversion={key}"
+                "gcloud beta container binauthz attestations sign-and-create --project=p --artifact-url={BAD} --attestor={CI} --keyversion={key} --public-key-id-override=//cloudkms.googleapis.com/v1/{key}"
             )
         );
     }
