@@ -39,6 +39,14 @@ fn estate(world: &mut World) {
     world.project("p2").services = vec![service("p2", REGION, "api")];
 }
 
+/// `config` in event mode on `pubsub`'s `subscription`, run in-process.
+fn with_events(config: TestConfig, pubsub: &FakePubSub, subscription: &str) -> TestConfig {
+    config
+        .set("gcp.endpoints.pubsub", pubsub.base_url.as_str())
+        .set("events.subscription", subscription)
+        .in_process(true)
+}
+
 /// The fake Google with `estate`, a fake Pub/Sub with a subscription (`ack_deadline` s), and
 /// the daemon in event mode after its first cycle.
 async fn start(ack_deadline: u32, edit: impl FnOnce(TestConfig) -> TestConfig) -> Events {
@@ -48,12 +56,7 @@ async fn start(ack_deadline: u32, edit: impl FnOnce(TestConfig) -> TestConfig) -
     let pubsub = FakePubSub::start().await;
     let admin = Admin::new(&pubsub.base_url);
     let subscription = admin.topic_and_subscription("host", "audit", "auditor", ack_deadline).await;
-    let config = edit(
-        h.config(&["p1", "p2"])
-            .set("gcp.endpoints.pubsub", pubsub.base_url.as_str())
-            .set("events.subscription", subscription.as_str())
-            .in_process(true),
-    );
+    let config = edit(with_events(h.config(&["p1", "p2"]), &pubsub, &subscription));
     let daemon = h.daemon(&config).await;
     daemon.wait_for_cycles(1).await;
     Events { h, pubsub, admin, subscription, daemon }
@@ -74,6 +77,23 @@ impl Events {
 
     async fn metric(&self, series: &str) -> Option<f64> {
         sample(&self.daemon.metrics().await, series)
+    }
+
+    /// The daemon's configuration with event mode on, as `start` writes it (for a reload).
+    fn config_with_events(&self) -> TestConfig {
+        with_events(self.h.config(&["p1", "p2"]), &self.pubsub, &self.subscription)
+    }
+
+    /// p2's `api` loses Binary Authorization and an audit log entry says so: waits until it is
+    /// published and the message acknowledged; returns the cycles counted by then.
+    async fn unprotect_api_by_event(&self) -> u64 {
+        self.h.fake.estate(|w| {
+            w.project("p2").services[0] = set(service("p2", REGION, "api"), "/binaryAuthorization", Value::Null)
+        });
+        let id = self.publish(&audit_log::run_v1_service("ReplaceService", "p2", REGION, "api")).await;
+        let metrics = self.until(&compliant("p2", "service", "api"), 0.0).await;
+        self.acked(&id).await;
+        cycles(&metrics)
     }
 
     /// Waits until `series` has `value`; returns the scrape.
@@ -323,12 +343,40 @@ async fn a_reload_keeps_event_mode_going_without_waiting_for_a_cycle() {
     let e = start(10, |c| c).await;
     e.daemon.send(binauthz_auditor::daemon::Event::Reload).await;
     e.until("binauthz_config_last_reload_successful", 1.0).await;
-    e.h.fake.estate(|w| {
-        w.project("p2").services[0] = set(service("p2", REGION, "api"), "/binaryAuthorization", Value::Null)
-    });
-    let id = e.publish(&audit_log::run_v1_service("ReplaceService", "p2", REGION, "api")).await;
-    let metrics = e.until(&compliant("p2", "service", "api"), 0.0).await;
-    assert_eq!(cycles(&metrics), 1);
-    e.acked(&id).await;
+    assert_eq!(e.unprotect_api_by_event().await, 1, "the event, not a cycle, published it");
+    e.daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_turns_events_on_reads_the_estate_at_once_instead_of_at_the_next_tick() {
+    let e = start(10, |c| c.remove("events")).await;
+    e.h.write(&e.config_with_events(), "config.toml");
+    e.daemon.send(binauthz_auditor::daemon::Event::Reload).await;
+    // No tick is sent (the schedule never fires in-process): the reload itself starts a cycle.
+    e.until(&series("binauthz_audit_cycles_total", &[("result", "success")]), 2.0).await;
+
+    assert_eq!(e.unprotect_api_by_event().await, 2, "the event, not a third cycle, published it");
+
+    // A reload that leaves event mode on starts no cycle.
+    e.daemon.send(binauthz_auditor::daemon::Event::Reload).await;
+    e.until("binauthz_config_last_reload_successful", 1.0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cycles(&e.daemon.metrics().await), 2);
+    e.daemon.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_turns_events_on_mid_cycle_reads_the_estate_again_once_that_cycle_ends() {
+    let e = start(10, |c| c.remove("events")).await;
+    // A slow Google keeps the ticked cycle running while the reload turns events on: that
+    // cycle kept no estate for events, so one more cycle follows it, and only one.
+    e.h.fake.behaviour(|b| b.latency = Duration::from_millis(300));
+    e.daemon.send(binauthz_auditor::daemon::Event::Tick).await;
+    e.h.write(&e.config_with_events(), "config.toml");
+    e.daemon.send(binauthz_auditor::daemon::Event::Reload).await;
+    e.h.fake.behaviour(|b| b.latency = Duration::ZERO);
+    e.until(&series("binauthz_audit_cycles_total", &[("result", "success")]), 3.0).await;
+
+    assert_eq!(e.unprotect_api_by_event().await, 3, "the event, not a fourth cycle, published it");
     e.daemon.shutdown().await.unwrap();
 }

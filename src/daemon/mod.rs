@@ -136,11 +136,26 @@ impl<C: Clock + Clone> Daemon<C> {
         let mut watchdog = systemd::Watchdog::from_env();
         let mut cycle: Option<JoinHandle<CycleResult>> = self.runtime.config.run_on_start.then(|| self.spawn_cycle());
         let mut reaudit: Option<JoinHandle<Reaudited>> = None;
+        // A reload that turns event mode on while a cycle runs: that cycle keeps no estate for
+        // events to apply to, so one more starts when it ends.
+        let mut cycle_for_events = false;
         loop {
             tokio::select! {
                 event = events.next() => match event.unwrap_or(Event::Shutdown) {
                     Event::Shutdown => break,
-                    Event::Reload => self.reload().await,
+                    Event::Reload => {
+                        let had_events = self.events.is_some();
+                        self.reload().await;
+                        // Turned on by this reload, event mode has nothing to apply events to
+                        // until a cycle reads the estate: one starts now, not at the next tick
+                        // (which may be hours away).
+                        if !had_events && self.events.is_some() {
+                            match cycle {
+                                None => cycle = Some(self.spawn_cycle()),
+                                Some(_) => cycle_for_events = true,
+                            }
+                        }
+                    }
                     Event::Tick if cycle.is_some() => {
                         self.metrics.cycles.with_label_values(&["skipped"]).inc();
                         tracing::warn!("the previous audit cycle is still running; skipping this one");
@@ -155,6 +170,9 @@ impl<C: Clock + Clone> Daemon<C> {
                             self.metrics.cycles.with_label_values(&["failed"]).inc();
                             tracing::error!(error = %e, "audit cycle crashed; keeping the last published results");
                         }
+                    }
+                    if std::mem::take(&mut cycle_for_events) && self.events.is_some() {
+                        cycle = Some(self.spawn_cycle());
                     }
                 }
                 batch = next_batch(self.events.as_ref(), reaudit.is_none()) => {
@@ -272,7 +290,7 @@ impl<C: Clock + Clone> Daemon<C> {
                 self.schedule.send_replace(next.config.schedule.clone());
                 // A new listener on the new client (what the old one held is delivered again),
                 // with what the old one knew of the estate. Turned on by this reload, events
-                // wait for the next cycle to read the estate.
+                // need a cycle to read the estate: `serve` starts one.
                 let previous = self.events.take();
                 self.events = next
                     .events
