@@ -175,7 +175,7 @@ pub fn evaluate_project(inventory: &ProjectInventory, rules: &Rules) -> ProjectV
     let mut resources: Vec<ResourceVerdict> = inventory
         .workloads
         .iter()
-        .filter(|w| !ctx.is_backing_service(w))
+        .filter(|w| !ctx.services.is_backing(w))
         .map(|w| ctx.evaluate(w, &allowlist))
         .collect();
     resources.sort_by(|a, b| (a.kind, &a.location, &a.name).cmp(&(b.kind, &b.location, &b.name)));
@@ -233,7 +233,7 @@ fn allowlist_entries(ctx: &Context<'_>, workloads: &[Workload]) -> Vec<Allowlist
     };
     let needed: BTreeSet<(&str, &str)> = workloads
         .iter()
-        .filter(|w| !ctx.is_backing_service(w))
+        .filter(|w| !ctx.services.is_backing(w))
         .filter_map(|w| match &w.function {
             Some(origin) if !origin.is_gen1() => Some((w.location.as_str(), origin.build_repository())),
             _ => None,
@@ -242,47 +242,58 @@ fn allowlist_entries(ctx: &Context<'_>, workloads: &[Workload]) -> Vec<Allowlist
     needed.into_iter().map(|(location, repository)| AllowlistEntry::judge(location, repository, patterns)).collect()
 }
 
+/// A project's Run services by (location, name), and which of them gen2 functions run on:
+/// a function is judged, and validated, through its service, which is not reported on its own.
+pub(crate) struct RunServices<'a> {
+    pub by_name: BTreeMap<(&'a str, &'a str), &'a Workload>,
+    backing: BTreeSet<(&'a str, &'a str)>,
+}
+
+impl<'a> RunServices<'a> {
+    pub fn of(inventory: &'a ProjectInventory) -> Self {
+        let workloads = &inventory.workloads;
+        RunServices {
+            by_name: workloads
+                .iter()
+                .filter(|w| w.kind == Kind::Service)
+                .map(|w| ((w.location.as_str(), w.name.as_str()), w))
+                .collect(),
+            backing: workloads
+                .iter()
+                .filter_map(|w| match &w.function {
+                    Some(FunctionOrigin::FunctionsApi { backing_service: Some((l, n)), .. }) => {
+                        Some((l.as_str(), n.as_str()))
+                    }
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// A Run service a gen2 function runs on.
+    pub fn is_backing(&self, w: &Workload) -> bool {
+        w.kind == Kind::Service
+            && (w.managed_by_functions || self.backing.contains(&(w.location.as_str(), w.name.as_str())))
+    }
+}
+
 struct Context<'a> {
     rules: &'a Rules,
     policy: PolicyView<'a>,
-    services: BTreeMap<(&'a str, &'a str), &'a Workload>,
+    services: RunServices<'a>,
     services_listing: Option<&'a Observed<()>>,
     evidence: Option<&'a Evidence>,
-    /// (location, name) of the Run services that gen2 functions run on.
-    backing_services: BTreeSet<(&'a str, &'a str)>,
 }
 
 impl<'a> Context<'a> {
     fn new(inventory: &'a ProjectInventory, rules: &'a Rules, policy: PolicyView<'a>) -> Self {
-        let services = inventory
-            .workloads
-            .iter()
-            .filter(|w| w.kind == Kind::Service)
-            .map(|w| ((w.location.as_str(), w.name.as_str()), w))
-            .collect();
-        let backing_services = inventory
-            .workloads
-            .iter()
-            .filter_map(|w| match &w.function {
-                Some(FunctionOrigin::FunctionsApi { backing_service: Some((l, n)), .. }) => {
-                    Some((l.as_str(), n.as_str()))
-                }
-                _ => None,
-            })
-            .collect();
         Context {
             rules,
             policy,
-            services,
+            services: RunServices::of(inventory),
             services_listing: inventory.listing(Kind::Service),
             evidence: inventory.validation.as_ref(),
-            backing_services,
         }
-    }
-
-    fn is_backing_service(&self, w: &Workload) -> bool {
-        w.kind == Kind::Service
-            && (w.managed_by_functions || self.backing_services.contains(&(w.location.as_str(), w.name.as_str())))
     }
 
     fn evaluate(&self, w: &Workload, allowlist: &[AllowlistEntry]) -> ResourceVerdict {
@@ -304,7 +315,7 @@ impl<'a> Context<'a> {
         } else {
             self.check_setting(w.binauthz.as_ref(), &mut violations);
             if let Some(FunctionOrigin::FunctionsApi { backing_service: Some((l, n)), .. }) = &w.function {
-                match self.services.get(&(l.as_str(), n.as_str())) {
+                match self.services.by_name.get(&(l.as_str(), n.as_str())) {
                     Some(service) => self.check_setting(service.binauthz.as_ref(), &mut violations),
                     None if matches!(self.services_listing, Some(Observed::Failed(_))) => {
                         unknown = Some(format!("backing Cloud Run service {n} could not be listed"));
@@ -376,7 +387,7 @@ impl<'a> Context<'a> {
         let evidence = self.evidence?;
         let PolicyView::Known(policy) = self.policy else { return Some(Vec::new()) };
         let services_read = self.services_listing.is_some();
-        let validated = validation::validate(w, policy, evidence, &self.services, services_read);
+        let validated = validation::validate(w, policy, evidence, &self.services.by_name, services_read);
         violations.extend(validated.violation);
         if unknown.is_none() {
             *unknown = validated.unknown.map(|why| format!("continuous validation: {why}"));

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::Violation;
-use super::allowlist;
+use super::{RunServices, allowlist};
 use crate::attest::{Cause, Check, ImageRef};
 use crate::inventory::{Evidence, FunctionOrigin, Kind, Policy, ProjectInventory, TrafficTarget, Workload};
 use crate::wire::wire_enum;
@@ -172,11 +172,11 @@ pub fn plan(inventory: &ProjectInventory) -> Plan {
     if Rule::of(policy) == Rule::NothingToCheck {
         return Plan::default();
     }
-    let services = services_of(inventory);
+    let services = RunServices::of(inventory);
     let services_read = inventory.listing(Kind::Service).is_some();
     let mut revisions = BTreeSet::new();
-    for w in judged(inventory).filter(|w| named_policy(w).is_none()) {
-        if let Serves::Revisions { location, traffic } = serves(w, &services, services_read) {
+    for w in inventory.workloads.iter().filter(|w| !services.is_backing(w) && named_policy(w).is_none()) {
+        if let Serves::Revisions { location, traffic } = serves(w, &services.by_name, services_read) {
             revisions.extend(serving(&traffic).into_iter().map(|(r, _, _)| (location.clone(), r)));
         }
     }
@@ -204,31 +204,6 @@ pub fn attestations_needed<'a, 'i>(
 
 fn exempt(policy: &Policy, image: &str) -> bool {
     policy.admission_whitelist_patterns.iter().any(|p| allowlist::matches(p, image))
-}
-
-/// The workloads reported on their own (a gen2 function's Run service is judged through it).
-fn judged(inventory: &ProjectInventory) -> impl Iterator<Item = &Workload> {
-    let backing: BTreeSet<(&str, &str)> = inventory
-        .workloads
-        .iter()
-        .filter_map(|w| match &w.function {
-            Some(FunctionOrigin::FunctionsApi { backing_service: Some((l, n)), .. }) => Some((l.as_str(), n.as_str())),
-            _ => None,
-        })
-        .collect();
-    inventory.workloads.iter().filter(move |w| {
-        !(w.kind == Kind::Service
-            && (w.managed_by_functions || backing.contains(&(w.location.as_str(), w.name.as_str()))))
-    })
-}
-
-fn services_of(inventory: &ProjectInventory) -> BTreeMap<(&str, &str), &Workload> {
-    inventory
-        .workloads
-        .iter()
-        .filter(|w| w.kind == Kind::Service)
-        .map(|w| ((w.location.as_str(), w.name.as_str()), w))
-        .collect()
 }
 
 fn named_policy(w: &Workload) -> Option<&str> {
